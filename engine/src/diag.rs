@@ -1,0 +1,209 @@
+//! Diagnostics: validation errors and warnings as data.
+//!
+//! Every problem found in a role file carries the file name, a 1-based line and column, a
+//! stable code (`RS0xx`), a lowercase message with user input in backticks, and an optional
+//! hint. The CLI renders them with miette; the wasm bindings return them as plain objects.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy cannot be compiled.
+    Error,
+    /// The policy compiles, but something is probably a mistake.
+    Warning,
+}
+
+/// A position in a source file: file name, 1-based line and column, byte offset and length.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct SourceLocation {
+    file: String,
+    line: u32,
+    column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
+    #[serde(skip_serializing_if = "is_zero")]
+    length: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl SourceLocation {
+    /// A location in `file` at `line`:`column` (1-based; 0 means unknown).
+    pub fn new(file: impl Into<String>, line: u32, column: u32) -> Self {
+        Self { file: file.into(), line, column, offset: None, length: 0 }
+    }
+
+    pub(crate) fn with_span(mut self, offset: Option<usize>, length: usize) -> Self {
+        self.offset = offset;
+        self.length = length;
+        self
+    }
+
+    pub(crate) fn from_saphyr(file: &str, loc: &serde_saphyr::Location) -> Self {
+        let span = loc.span();
+        Self {
+            file: file.to_owned(),
+            line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+            offset: span.byte_offset().and_then(|o| usize::try_from(o).ok()),
+            length: span.byte_len().and_then(|l| usize::try_from(l).ok()).unwrap_or(0),
+        }
+    }
+
+    /// The file name as given to the compiler.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+    /// 1-based line (0 when unknown).
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+    /// 1-based column (0 when unknown).
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+    /// Byte offset into the source text, when known.
+    pub fn offset(&self) -> Option<usize> {
+        self.offset
+    }
+    /// Length in bytes of the spanned text (0 when unknown).
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// A copy pointing `delta` bytes further on the same line (for spans inside a scalar).
+    pub(crate) fn shifted(&self, delta: usize, length: usize) -> Self {
+        let mut out = self.clone();
+        out.column = out.column.saturating_add(u32::try_from(delta).unwrap_or(0));
+        out.offset = self.offset.map(|o| o.saturating_add(delta));
+        out.length = length;
+        out
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One validation error or warning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    severity: Severity,
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    location: SourceLocation,
+}
+
+impl Diagnostic {
+    pub(crate) fn error(code: &'static str, location: SourceLocation, message: String) -> Self {
+        Self { severity: Severity::Error, code, message, hint: None, location }
+    }
+
+    pub(crate) fn warning(code: &'static str, location: SourceLocation, message: String) -> Self {
+        Self { severity: Severity::Warning, code, message, hint: None, location }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Error or warning.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    /// Stable code such as `RS011`; see `policies/README.md` for the list.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+    /// Lowercase message; user input appears in backticks.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// A suggestion for fixing the problem.
+    pub fn help(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    /// Where the problem is.
+    pub fn location(&self) -> &SourceLocation {
+        &self.location
+    }
+    /// True for errors (as opposed to warnings).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}: {sev}[{}]: {}", self.location, self.code, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The diagnostics of a policy that failed to compile: every error found, plus warnings.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("policy is invalid: {} error(s)", self.error_count())]
+#[diagnostic(code(rolescope::invalid_policy))]
+pub struct CompileError {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl CompileError {
+    pub(crate) fn new(diagnostics: Vec<Diagnostic>) -> Self {
+        Self { diagnostics }
+    }
+    /// All diagnostics, errors first, each group in source order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+    /// The number of errors (not warnings).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// Stable diagnostic codes. Documented in `policies/README.md`.
+pub(crate) mod codes {
+    pub(crate) const SYNTAX: &str = "RS001";
+    pub(crate) const SHAPE: &str = "RS002";
+    pub(crate) const NO_POLICY_NAME: &str = "RS003";
+    pub(crate) const DUPLICATE: &str = "RS010";
+    pub(crate) const UNKNOWN_LEVEL: &str = "RS011";
+    pub(crate) const UNKNOWN_RESOURCE: &str = "RS012";
+    pub(crate) const UNKNOWN_ACTION: &str = "RS013";
+    pub(crate) const UNKNOWN_ROLE: &str = "RS014";
+    pub(crate) const UNKNOWN_ATTRIBUTE: &str = "RS015";
+    pub(crate) const BAD_TYPE: &str = "RS016";
+    pub(crate) const CYCLE: &str = "RS020";
+    pub(crate) const SCOPE_TREE: &str = "RS021";
+    pub(crate) const NO_LEVELS: &str = "RS022";
+    pub(crate) const BAD_NAME: &str = "RS023";
+    pub(crate) const TOO_MANY_ACTIONS: &str = "RS024";
+    pub(crate) const BAD_VALUE: &str = "RS025";
+    pub(crate) const CONDITION_SYNTAX: &str = "RS030";
+    pub(crate) const CONDITION_TYPE: &str = "RS031";
+    pub(crate) const BAD_SCOPE_PATH: &str = "RS040";
+    pub(crate) const BAD_ASSIGNMENT: &str = "RS041";
+    pub(crate) const UNUSED_ROLE: &str = "RS050";
+    pub(crate) const UNUSED_LEVEL: &str = "RS051";
+    pub(crate) const EMPTY_GRANT: &str = "RS052";
+}

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+mod compile;
+mod decision;
+mod diag;
+mod eval;
+mod expr;
+mod model;
+mod policy;
+mod request;
+mod suite;
+mod value;
+
+pub use compile::Source;
+pub use decision::{
+    AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, InvariantViolation, MatchedRule,
+    Reason,
+};
+pub use diag::{CompileError, Diagnostic, Severity, SourceLocation};
+pub use eval::{AllowedActions, RequestError};
+pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, Status};
+pub use suite::{CaseResult, Coverage, CoverageTracker, SuiteReport, Uncovered};
+pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
+
+impl Policy {
+    /// Parse, validate and compile role files (YAML, or JSON for names ending in `.json`)
+    /// into one policy. All errors in all files are reported at once.
+    pub fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
+        compile::compile(sources)
+    }
+}

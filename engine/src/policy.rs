@@ -1,0 +1,392 @@
+//! The compiled policy: interned ids, action bitsets and precomputed role closures.
+
+use rustc_hash::FxHashMap;
+
+use crate::diag::{Diagnostic, SourceLocation};
+use crate::expr::Expr;
+use crate::value::{Type, Value};
+
+pub(crate) type KindId = u32;
+pub(crate) type RoleId = u32;
+pub(crate) type RuleId = u32;
+pub(crate) type LevelId = u8;
+
+/// A set of actions of one resource kind (at most 128 actions per kind).
+pub(crate) type ActionSet = u128;
+
+pub(crate) fn bit(action: u8) -> ActionSet {
+    1u128 << (action & 127)
+}
+
+/// How decisions combine several assignments that cover the same scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Every covering assignment contributes its grants and denies.
+    Union,
+    /// Only the covering assignments of the highest rank contribute ("the higher role takes
+    /// precedence").
+    HighestRank,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    pub(crate) name: String,
+    pub(crate) parent: Option<LevelId>,
+    pub(crate) tenant: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Kind {
+    pub(crate) name: String,
+    pub(crate) actions: Vec<String>,
+    pub(crate) action_index: FxHashMap<String, u8>,
+    /// Action names plus permission levels defined for this kind.
+    pub(crate) vocab: FxHashMap<String, ActionSet>,
+    /// Global resource attribute id -> type, for attributes this kind declares.
+    pub(crate) attrs: FxHashMap<u16, Type>,
+    pub(crate) attr_names: FxHashMap<String, u16>,
+    /// Default values of attributes, by global resource attribute id.
+    pub(crate) defaults: Vec<(u16, Value)>,
+    /// Levels instances may live at (bitmask); `u64::MAX` when unrestricted.
+    pub(crate) levels: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    Grant,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) effect: Effect,
+    /// The role that declares the rule (`None` for policy-wide denies).
+    pub(crate) role: Option<RoleId>,
+    pub(crate) cond: Option<Expr>,
+    pub(crate) cond_text: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) location: SourceLocation,
+    pub(crate) targets: Vec<(KindId, ActionSet)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) actions: ActionSet,
+    pub(crate) rule: RuleId,
+    pub(crate) conditional: bool,
+}
+
+/// The rules one role (with everything it includes) has for one kind.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KindRules {
+    pub(crate) kind: KindId,
+    /// Actions granted without a condition.
+    pub(crate) allow: ActionSet,
+    /// Actions any deny mentions.
+    pub(crate) deny: ActionSet,
+    pub(crate) grants: Vec<Entry>,
+    pub(crate) denies: Vec<Entry>,
+}
+
+/// Rules indexed by kind (sorted by kind id for binary search).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleTable {
+    pub(crate) by_kind: Vec<KindRules>,
+}
+
+impl RuleTable {
+    #[inline]
+    pub(crate) fn get(&self, kind: KindId) -> Option<&KindRules> {
+        self.by_kind
+            .binary_search_by_key(&kind, |k| k.kind)
+            .ok()
+            .and_then(|i| self.by_kind.get(i))
+    }
+
+    pub(crate) fn add(&mut self, kind: KindId, actions: ActionSet, rule: RuleId, effect: Effect, conditional: bool) {
+        let pos = match self.by_kind.binary_search_by_key(&kind, |k| k.kind) {
+            Ok(p) => p,
+            Err(p) => {
+                self.by_kind.insert(p, KindRules { kind, ..KindRules::default() });
+                p
+            }
+        };
+        let Some(kr) = self.by_kind.get_mut(pos) else { return };
+        let e = Entry { actions, rule, conditional };
+        match effect {
+            Effect::Grant => {
+                if !conditional {
+                    kr.allow |= actions;
+                }
+                kr.grants.push(e);
+            }
+            Effect::Deny => {
+                kr.deny |= actions;
+                kr.denies.push(e);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Role {
+    pub(crate) name: String,
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) rank: i64,
+    pub(crate) assignable: bool,
+    pub(crate) held_at: u64,
+    pub(crate) includes: Vec<RoleId>,
+    pub(crate) location: SourceLocation,
+    /// Own rules plus those of every included role.
+    pub(crate) table: RuleTable,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Delegation {
+    pub(crate) kind: KindId,
+    pub(crate) action: u8,
+    pub(crate) strictly_below: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Invariant {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) roles: Vec<RoleId>,
+    pub(crate) level: LevelId,
+    pub(crate) at_least: u32,
+}
+
+/// Status of a principal. Anything but `Active` is denied everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// May act, subject to its roles.
+    Active,
+    /// Denied everything until restored.
+    Suspended,
+    /// Denied everything for good.
+    Deleted,
+}
+
+impl Status {
+    pub(crate) fn parse(s: Option<&str>) -> Option<Status> {
+        match s {
+            None | Some("active") => Some(Status::Active),
+            Some("suspended") => Some(Status::Suspended),
+            Some("deleted") => Some(Status::Deleted),
+            Some(_) => None,
+        }
+    }
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+            Status::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedAssignment {
+    /// Position in the principal's assignment list as given.
+    pub(crate) index: u16,
+    pub(crate) role: RoleId,
+    pub(crate) rank: i64,
+    pub(crate) level: LevelId,
+    pub(crate) scope: Box<str>,
+    pub(crate) tenants: Option<Box<[Box<str>]>>,
+}
+
+/// A principal checked against a policy: roles resolved, scopes validated, attributes typed.
+/// Build it once (per token, per session) and decide many times.
+#[derive(Debug, Clone)]
+pub struct PreparedPrincipal {
+    pub(crate) id: Box<str>,
+    pub(crate) status: Status,
+    pub(crate) attrs: Box<[Option<Value>]>,
+    pub(crate) assignments: Vec<PreparedAssignment>,
+    /// Assignments that were dropped (unknown role, bad scope, level not allowed), with why.
+    pub(crate) ignored: Vec<(u16, String)>,
+    /// The assignments as given (for reports).
+    pub(crate) source: Vec<crate::request::Assignment>,
+}
+
+impl PreparedPrincipal {
+    /// The principal's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The principal's status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    /// Assignments that cannot take effect under this policy, with the reason for each.
+    pub fn ignored_assignments(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.ignored.iter().map(|(i, why)| (usize::from(*i), why.as_str()))
+    }
+}
+
+/// A resource checked against a policy.
+#[derive(Debug, Clone)]
+pub struct PreparedResource {
+    pub(crate) kind: KindId,
+    pub(crate) id: Box<str>,
+    pub(crate) scope: Box<str>,
+    pub(crate) attrs: Box<[Option<Value>]>,
+}
+
+impl PreparedResource {
+    /// The resource id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The scope path.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+}
+
+/// Request context checked against a policy.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedContext {
+    pub(crate) attrs: Box<[Option<Value>]>,
+}
+
+/// A compiled policy. Cheap to share (`Send + Sync`); every decision method takes `&self`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) combine: Combine,
+    pub(crate) levels: Vec<Level>,
+    pub(crate) kinds: Vec<Kind>,
+    pub(crate) kind_index: FxHashMap<String, KindId>,
+    pub(crate) resource_attr_names: Vec<String>,
+    pub(crate) principal_attrs: Vec<(String, Type)>,
+    pub(crate) principal_defaults: Box<[Option<Value>]>,
+    pub(crate) principal_attr_index: FxHashMap<String, u16>,
+    pub(crate) context_attrs: Vec<(String, Type)>,
+    pub(crate) context_defaults: Box<[Option<Value>]>,
+    pub(crate) context_attr_index: FxHashMap<String, u16>,
+    pub(crate) roles: Vec<Role>,
+    pub(crate) role_index: FxHashMap<String, RoleId>,
+    pub(crate) global: RuleTable,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) delegation: Option<Delegation>,
+    pub(crate) invariants: Vec<Invariant>,
+    pub(crate) principals: FxHashMap<String, PreparedPrincipal>,
+    pub(crate) principal_order: Vec<String>,
+    pub(crate) warnings: Vec<Diagnostic>,
+    pub(crate) revision: String,
+}
+
+impl Policy {
+    /// The policy's name (`policy:` in its role files).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The policy's description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    /// How covering assignments combine.
+    pub fn combine(&self) -> Combine {
+        self.combine
+    }
+    /// Content hash of the sources the policy was compiled from (`sha256:...`).
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+    /// Warnings found while compiling.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+    /// Role names, in declaration order.
+    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|r| r.name.as_str())
+    }
+    /// Resource kind names, in declaration order.
+    pub fn kind_names(&self) -> impl Iterator<Item = &str> {
+        self.kinds.iter().map(|k| k.name.as_str())
+    }
+    /// The actions of a kind, in declaration order.
+    pub fn actions_of(&self, kind: &str) -> Option<&[String]> {
+        let id = self.kind_index.get(kind)?;
+        self.kinds.get(*id as usize).map(|k| k.actions.as_slice())
+    }
+    /// The ids of the principals filed with the policy, in file order.
+    pub fn principal_ids(&self) -> impl Iterator<Item = &str> {
+        self.principal_order.iter().map(String::as_str)
+    }
+    /// A principal filed with the policy.
+    pub fn principal(&self, id: &str) -> Option<&PreparedPrincipal> {
+        self.principals.get(id)
+    }
+    /// A resource kind's attribute slots with its defaults filled in.
+    pub(crate) fn resource_slots(&self, kind: &Kind) -> Vec<Option<Value>> {
+        let mut v = vec![None; self.resource_attr_names.len()];
+        for (id, val) in &kind.defaults {
+            if let Some(slot) = v.get_mut(usize::from(*id)) {
+                *slot = Some(val.clone());
+            }
+        }
+        v
+    }
+
+    /// The number of grant and deny rules after expansion of matrices.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub(crate) fn kind(&self, id: KindId) -> Option<&Kind> {
+        self.kinds.get(id as usize)
+    }
+    pub(crate) fn role(&self, id: RoleId) -> Option<&Role> {
+        self.roles.get(id as usize)
+    }
+    pub(crate) fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id as usize)
+    }
+    pub(crate) fn level(&self, id: LevelId) -> Option<&Level> {
+        self.levels.get(usize::from(id))
+    }
+
+    /// Validate a scope path (`level:id/level:id/...`) and return the level of its last node.
+    pub(crate) fn scope_level(&self, path: &str) -> Result<LevelId, String> {
+        if path.is_empty() {
+            return Err("scope is empty".into());
+        }
+        let mut prev: Option<LevelId> = None;
+        for seg in path.split('/') {
+            let Some((lvl, id)) = seg.split_once(':') else {
+                return Err(format!("scope segment `{seg}` is not of the form `level:id`"));
+            };
+            if id.is_empty() {
+                return Err(format!("scope segment `{seg}` has an empty id"));
+            }
+            if id.contains(|c: char| c.is_control() || c == ':') {
+                return Err(format!("scope segment `{seg}` has a forbidden character"));
+            }
+            let Some(pos) = self.levels.iter().position(|l| l.name == lvl) else {
+                return Err(format!("unknown scope level `{lvl}`"));
+            };
+            let level = LevelId::try_from(pos).map_err(|_| "too many levels".to_string())?;
+            let parent = self.levels.get(pos).and_then(|l| l.parent);
+            if parent != prev {
+                return Err(match (prev.and_then(|p| self.level(p)), parent.and_then(|p| self.level(p))) {
+                    (None, Some(want)) => {
+                        format!("scope must start at a top level; `{lvl}` sits under `{}`", want.name)
+                    }
+                    (Some(got), _) => format!("level `{lvl}` cannot sit under `{}`", got.name),
+                    (None, None) => format!("level `{lvl}` cannot start a scope"),
+                });
+            }
+            prev = Some(level);
+        }
+        prev.ok_or_else(|| "scope is empty".to_string())
+    }
+}

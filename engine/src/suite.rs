@@ -1,0 +1,506 @@
+//! Policy test suites (`*_test.yaml`): fixtures and expected decisions, run against a compiled
+//! policy. Pure: the caller reads the files. The same suites are the cross-host parity corpus.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compile::{Source, parse_text};
+use crate::decision::{AssignReason, Reason};
+use crate::diag::{Diagnostic, SourceLocation, codes};
+use crate::model::{List, OrderedMap, S};
+use crate::policy::{Effect, Policy};
+use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSuite {
+    #[serde(default)]
+    pub(crate) suite: Option<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) now: Option<String>,
+    #[serde(default)]
+    pub(crate) context: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub(crate) principals: OrderedMap<S<String>, Principal>,
+    #[serde(default)]
+    pub(crate) resources: OrderedMap<S<String>, Resource>,
+    #[serde(default)]
+    pub(crate) contexts: OrderedMap<S<String>, serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub(crate) cases: Vec<S<RawCase>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCase {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) principal: Option<S<serde_json::Value>>,
+    #[serde(default)]
+    pub(crate) action: Option<String>,
+    #[serde(default)]
+    pub(crate) resource: Option<S<serde_json::Value>>,
+    #[serde(default)]
+    pub(crate) context: Option<S<serde_json::Value>>,
+    #[serde(default)]
+    pub(crate) expect: Option<S<String>>,
+    #[serde(default)]
+    pub(crate) reason: Option<S<String>>,
+    #[serde(default)]
+    pub(crate) matrix: Option<RawMatrixCase>,
+    #[serde(default)]
+    pub(crate) assign: Option<RawAssign>,
+    #[serde(default)]
+    pub(crate) invariants: Option<RawInvariantCase>,
+    #[serde(default)]
+    pub(crate) violations: Option<List<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatrixCase {
+    pub(crate) actions: List<String>,
+    #[serde(default)]
+    pub(crate) context: Option<S<serde_json::Value>>,
+    pub(crate) rows: Vec<S<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAssign {
+    pub(crate) principal: S<serde_json::Value>,
+    pub(crate) role: String,
+    pub(crate) scope: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInvariantCase {
+    pub(crate) principals: List<String>,
+}
+
+/// Expected and actual outcome of one case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaseResult {
+    /// Case name (matrix cells are named `name[principal resource action]`).
+    pub name: String,
+    /// `check`, `assign` or `invariants`.
+    pub kind: String,
+    /// Principal fixture name or id.
+    pub principal: String,
+    /// Action (or role, for `assign` cases).
+    pub action: String,
+    /// Resource fixture name, or the scope for `assign` cases.
+    pub resource: String,
+    /// Expected effect (`allow`/`deny`) or expected violations.
+    pub expected: String,
+    /// Actual effect or violations.
+    pub got: String,
+    /// Expected reason code, if the case names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_reason: Option<String>,
+    /// Actual reason code.
+    pub reason: String,
+    /// Did the case pass?
+    pub passed: bool,
+    /// The decision's explanation.
+    pub explanation: String,
+    /// Where the case is written.
+    pub source: String,
+}
+
+/// A rule the suite never exercised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Uncovered {
+    /// `role`, `grant`, `deny` or `condition`.
+    pub what: String,
+    /// Role name, or a short description of the rule.
+    pub name: String,
+    /// Where it is defined.
+    pub source: String,
+}
+
+/// What a set of suites exercised of one policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Policy name.
+    pub policy: String,
+    /// Roles in the policy / roles some case's covering assignment used.
+    pub roles_total: usize,
+    /// Roles exercised.
+    pub roles_covered: usize,
+    /// Grant and deny rules in the policy.
+    pub rules_total: usize,
+    /// Rules that decided some case or whose condition was evaluated.
+    pub rules_covered: usize,
+    /// Conditional rules whose condition came out both true and false.
+    pub conditions_total: usize,
+    /// Conditions seen both ways.
+    pub conditions_both_ways: usize,
+    /// (roles + rules covered) / (roles + rules), in percent.
+    pub percent: f64,
+    /// What was never exercised.
+    pub uncovered: Vec<Uncovered>,
+}
+
+/// Tracks coverage across cases (and across suites of one policy).
+#[derive(Clone, Debug, Default)]
+pub struct CoverageTracker {
+    roles: BTreeSet<String>,
+    rules: BTreeSet<u32>,
+    cond_true: BTreeSet<u32>,
+    cond_false: BTreeSet<u32>,
+}
+
+/// The outcome of running one suite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuiteReport {
+    /// Suite name (defaults to the file name).
+    pub suite: String,
+    /// File name as given.
+    pub file: String,
+    /// One result per case (matrix rows expand to one per cell).
+    pub cases: Vec<CaseResult>,
+}
+
+impl SuiteReport {
+    /// Number of passing cases.
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.passed).count()
+    }
+    /// Number of failing cases.
+    pub fn failed(&self) -> usize {
+        self.cases.len() - self.passed()
+    }
+}
+
+fn loc<T>(file: &str, s: &S<T>) -> SourceLocation {
+    SourceLocation::from_saphyr(file, &s.referenced)
+}
+
+struct Runner<'a> {
+    policy: &'a Policy,
+    suite: &'a RawSuite,
+    file: &'a str,
+    diags: Vec<Diagnostic>,
+    results: Vec<CaseResult>,
+    cov: &'a mut CoverageTracker,
+}
+
+impl Runner<'_> {
+    fn principal(&mut self, v: &S<serde_json::Value>) -> Option<(String, PrincipalRef)> {
+        match &v.value {
+            serde_json::Value::String(name) => {
+                if let Some((_, p)) = self.suite.principals.0.iter().find(|(k, _)| k.value == *name) {
+                    let mut p = p.clone();
+                    if p.id.is_empty() {
+                        p.id.clone_from(name);
+                    }
+                    return Some((name.clone(), PrincipalRef::Inline(p)));
+                }
+                if self.policy.principal(name).is_some() {
+                    return Some((name.clone(), PrincipalRef::Id(name.clone())));
+                }
+                self.diags.push(Diagnostic::error(codes::UNKNOWN_ROLE, loc(self.file, v), format!("unknown principal fixture `{name}`")).hint("declare it under `principals:` in the suite or the policy"));
+                None
+            }
+            other => match serde_json::from_value::<Principal>(other.clone()) {
+                Ok(p) => Some((p.id.clone(), PrincipalRef::Inline(p))),
+                Err(e) => {
+                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("invalid principal: {e}")));
+                    None
+                }
+            },
+        }
+    }
+
+    fn resource(&mut self, v: &S<serde_json::Value>) -> Option<(String, Resource)> {
+        match &v.value {
+            serde_json::Value::String(name) => match self.suite.resources.0.iter().find(|(k, _)| k.value == *name) {
+                Some((_, r)) => Some((name.clone(), r.clone())),
+                None => {
+                    self.diags.push(Diagnostic::error(codes::UNKNOWN_RESOURCE, loc(self.file, v), format!("unknown resource fixture `{name}`")).hint("declare it under `resources:` in the suite"));
+                    None
+                }
+            },
+            other => match serde_json::from_value::<Resource>(other.clone()) {
+                Ok(r) => Some((r.id.clone(), r)),
+                Err(e) => {
+                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("invalid resource: {e}")));
+                    None
+                }
+            },
+        }
+    }
+
+    fn context(&mut self, v: Option<&S<serde_json::Value>>) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let mut ctx = self.suite.context.clone();
+        if let Some(v) = v {
+            let extra = match &v.value {
+                serde_json::Value::String(name) => match self.suite.contexts.0.iter().find(|(k, _)| k.value == *name) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("unknown context fixture `{name}`")));
+                        return None;
+                    }
+                },
+                serde_json::Value::Object(m) => m.clone(),
+                _ => {
+                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), "a context is a name or a mapping".into()));
+                    return None;
+                }
+            };
+            ctx.extend(extra);
+        }
+        if let Some(now) = &self.suite.now
+            && !ctx.contains_key("now")
+            && self.policy.context_attr_index.contains_key("now")
+        {
+            ctx.insert("now".into(), serde_json::Value::String(now.clone()));
+        }
+        Some(ctx)
+    }
+
+    fn effect(&mut self, s: &S<String>) -> Option<bool> {
+        match s.value.as_str() {
+            "allow" => Some(true),
+            "deny" => Some(false),
+            other => {
+                self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, s), format!("expected `allow` or `deny`, found `{other}`")));
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one call site per case shape")]
+    fn run_check(&mut self, name: String, pname: &str, p: &PrincipalRef, action: &str, rname: &str, r: &Resource, ctx: &serde_json::Map<String, serde_json::Value>, expect: bool, reason: Option<&S<String>>, at: &SourceLocation) {
+        let req = Request { principal: p.clone(), action: action.to_owned(), resource: r.clone(), context: ctx.clone() };
+        let ex = self.policy.explain(&req);
+        self.cov.record(&ex);
+        let want_reason = reason.map(|r| r.value.clone());
+        if let Some(r) = reason
+            && Reason::parse(&r.value).is_none()
+        {
+            self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown reason `{}`", r.value)).hint("see the reason codes in policies/README.md"));
+        }
+        let passed = ex.decision.allowed == expect && want_reason.as_deref().is_none_or(|w| w == ex.decision.reason.as_str());
+        self.results.push(CaseResult {
+            name,
+            kind: "check".into(),
+            principal: pname.to_owned(),
+            action: action.to_owned(),
+            resource: rname.to_owned(),
+            expected: effect_word(expect).into(),
+            got: effect_word(ex.decision.allowed).into(),
+            expected_reason: want_reason,
+            reason: ex.decision.reason.as_str().into(),
+            passed,
+            explanation: ex.decision.explanation,
+            source: at.to_string(),
+        });
+    }
+
+    fn case(&mut self, idx: usize, c: &S<RawCase>) {
+        let at = loc(self.file, c);
+        let raw = &c.value;
+        let name = raw.name.clone().unwrap_or_else(|| format!("case {}", idx + 1));
+        if let Some(m) = &raw.matrix {
+            let Some(ctx) = self.context(m.context.as_ref().or(raw.context.as_ref())) else { return };
+            for row in &m.rows {
+                let rat = loc(self.file, row);
+                let cells = &row.value;
+                if cells.len() != m.actions.0.len() + 2 {
+                    self.diags.push(Diagnostic::error(codes::SHAPE, rat, format!("matrix row has {} cells; expected principal, resource and {} effects", cells.len(), m.actions.0.len())));
+                    continue;
+                }
+                let (Some(pn), Some(rn)) = (cells.first(), cells.get(1)) else { continue };
+                let pv = S { value: serde_json::Value::String(pn.clone()), referenced: row.referenced, defined: row.defined };
+                let rv = S { value: serde_json::Value::String(rn.clone()), referenced: row.referenced, defined: row.defined };
+                let (Some((pname, p)), Some((rname, r))) = (self.principal(&pv), self.resource(&rv)) else { continue };
+                for (action, eff) in m.actions.0.iter().zip(cells.iter().skip(2)) {
+                    let es = S { value: eff.clone(), referenced: row.referenced, defined: row.defined };
+                    let Some(expect) = self.effect(&es) else { continue };
+                    self.run_check(format!("{name} [{pname} {action} {rname}]"), &pname, &p, action, &rname, &r, &ctx, expect, None, &rat);
+                }
+            }
+            return;
+        }
+        if let Some(a) = &raw.assign {
+            let Some((pname, p)) = self.principal(&a.principal) else { return };
+            let Some(exp) = raw.expect.as_ref() else {
+                self.diags.push(Diagnostic::error(codes::SHAPE, at, "an `assign` case needs `expect: allow|deny`".into()));
+                return;
+            };
+            let Some(expect) = self.effect(exp) else { return };
+            let Some(ctx) = self.context(raw.context.as_ref()) else { return };
+            let d = self.policy.can_assign(&AssignRequest { principal: p, role: a.role.clone(), scope: a.scope.clone(), context: ctx });
+            let want_reason = raw.reason.as_ref().map(|r| r.value.clone());
+            if let Some(r) = &raw.reason
+                && !ASSIGN_REASONS.iter().any(|x| x.as_str() == r.value)
+            {
+                self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown delegation reason `{}`", r.value)));
+            }
+            let passed = d.allowed == expect && want_reason.as_deref().is_none_or(|w| w == d.reason.as_str());
+            self.results.push(CaseResult { name, kind: "assign".into(), principal: pname, action: a.role.clone(), resource: a.scope.clone(), expected: effect_word(expect).into(), got: effect_word(d.allowed).into(), expected_reason: want_reason, reason: d.reason.as_str().into(), passed, explanation: d.explanation, source: at.to_string() });
+            return;
+        }
+        if let Some(inv) = &raw.invariants {
+            let mut set = Vec::new();
+            for n in &inv.principals.0 {
+                let v = S { value: serde_json::Value::String(n.clone()), referenced: c.referenced, defined: c.defined };
+                match self.principal(&v) {
+                    Some((_, PrincipalRef::Inline(p))) => set.push(p),
+                    Some((_, PrincipalRef::Id(id))) => {
+                        if let Some(pp) = self.policy.principal(&id) {
+                            set.push(Principal { id: id.clone(), status: Some(pp.status().as_str().into()), attributes: Default::default(), assignments: pp.source.clone() });
+                        }
+                    }
+                    None => return,
+                }
+            }
+            let got = self.policy.check_invariants(&set);
+            let mut got_names: Vec<String> = got.iter().map(|v| v.invariant.clone()).collect();
+            got_names.sort();
+            got_names.dedup();
+            let mut want: Vec<String> = raw.violations.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+            want.sort();
+            want.dedup();
+            let passed = got_names == want;
+            self.results.push(CaseResult { name, kind: "invariants".into(), principal: inv.principals.0.join(","), action: String::new(), resource: String::new(), expected: format!("[{}]", want.join(", ")), got: format!("[{}]", got_names.join(", ")), expected_reason: None, reason: String::new(), passed, explanation: got.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; "), source: at.to_string() });
+            return;
+        }
+        // a single check
+        let (Some(pv), Some(action), Some(rv), Some(exp)) = (&raw.principal, &raw.action, &raw.resource, &raw.expect) else {
+            self.diags.push(Diagnostic::error(codes::SHAPE, at, format!("case `{name}` needs principal, action, resource and expect (or `matrix`, `assign`, `invariants`)")));
+            return;
+        };
+        let Some(expect) = self.effect(exp) else { return };
+        let (Some((pname, p)), Some((rname, r))) = (self.principal(pv), self.resource(rv)) else { return };
+        let Some(ctx) = self.context(raw.context.as_ref()) else { return };
+        self.run_check(name, &pname, &p, action, &rname, &r, &ctx, expect, raw.reason.as_ref(), &at);
+    }
+}
+
+const ASSIGN_REASONS: [AssignReason; 11] = [
+    AssignReason::Allowed,
+    AssignReason::PrincipalInactive,
+    AssignReason::UnknownPrincipal,
+    AssignReason::InvalidRequest,
+    AssignReason::UnknownRole,
+    AssignReason::NotAssignable,
+    AssignReason::InvalidScope,
+    AssignReason::LevelNotAllowed,
+    AssignReason::NoDelegationRule,
+    AssignReason::NotPermitted,
+    AssignReason::RankExceedsOwn,
+];
+
+fn effect_word(b: bool) -> &'static str {
+    if b { "allow" } else { "deny" }
+}
+
+/// Parse a test suite file (YAML, or JSON for names ending in `.json`).
+pub(crate) fn parse_suite(src: &Source) -> Result<RawSuite, Diagnostic> {
+    parse_text(src)
+}
+
+impl Policy {
+    /// Run a test suite against this policy. Problems in the suite itself (unknown fixtures,
+    /// malformed cases) are returned as diagnostics; the cases that could run still ran.
+    pub fn run_suite(&self, suite: &Source, coverage: &mut CoverageTracker) -> (SuiteReport, Vec<Diagnostic>) {
+        let raw = match parse_suite(suite) {
+            Ok(r) => r,
+            Err(d) => return (SuiteReport { suite: suite.name().to_owned(), file: suite.name().to_owned(), cases: Vec::new() }, vec![d]),
+        };
+        let mut runner = Runner { policy: self, suite: &raw, file: suite.name(), diags: Vec::new(), results: Vec::new(), cov: coverage };
+        for (i, c) in raw.cases.iter().enumerate() {
+            runner.case(i, c);
+        }
+        let Runner { diags, results, .. } = runner;
+        (SuiteReport { suite: raw.suite.clone().unwrap_or_else(|| suite.name().to_owned()), file: suite.name().to_owned(), cases: results }, diags)
+    }
+}
+
+impl CoverageTracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&mut self, ex: &crate::decision::Explanation) {
+        for s in &ex.steps {
+            if s.step == "assignment" && s.outcome == "covers" {
+                if let Some(r) = &s.role {
+                    self.roles.insert(r.clone());
+                }
+            }
+            if let Some(rule) = s.rule {
+                self.rules.insert(rule);
+                match s.outcome.as_str() {
+                    "condition_true" => {
+                        self.cond_true.insert(rule);
+                    }
+                    "condition_false" | "condition_error" => {
+                        self.cond_false.insert(rule);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Summarise what was exercised of `policy`.
+    pub fn report(&self, policy: &Policy) -> Coverage {
+        let mut uncovered = Vec::new();
+        let mut roles_covered = 0;
+        for r in &policy.roles {
+            if self.roles.contains(&r.name) {
+                roles_covered += 1;
+            } else {
+                uncovered.push(Uncovered { what: "role".into(), name: r.name.clone(), source: r.location.to_string() });
+            }
+        }
+        let mut rules_covered = 0;
+        let mut conditions_total = 0;
+        let mut conditions_both_ways = 0;
+        for (i, rule) in policy.rules.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            let role = rule.role.and_then(|r| policy.role(r)).map(|r| r.name.as_str()).unwrap_or("policy-wide");
+            let what = if rule.effect == Effect::Grant { "grant" } else { "deny" };
+            let kinds: Vec<&str> = rule.targets.iter().filter_map(|(k, _)| policy.kind(*k)).map(|k| k.name.as_str()).collect();
+            let label = format!("{what} of `{role}` on {}", kinds.join(", "));
+            if self.rules.contains(&id) {
+                rules_covered += 1;
+            } else {
+                uncovered.push(Uncovered { what: what.into(), name: label.clone(), source: rule.location.to_string() });
+            }
+            if rule.cond.is_some() {
+                conditions_total += 1;
+                if self.cond_true.contains(&id) && self.cond_false.contains(&id) {
+                    conditions_both_ways += 1;
+                } else if self.rules.contains(&id) {
+                    let missing = if self.cond_true.contains(&id) { "false" } else { "true" };
+                    uncovered.push(Uncovered { what: "condition".into(), name: format!("{label}: never {missing}"), source: rule.location.to_string() });
+                }
+            }
+        }
+        let total = policy.roles.len() + policy.rules.len();
+        let covered = roles_covered + rules_covered;
+        let percent = if total == 0 { 100.0 } else { (covered as f64) * 100.0 / (total as f64) };
+        Coverage {
+            policy: policy.name.clone(),
+            roles_total: policy.roles.len(),
+            roles_covered,
+            rules_total: policy.rules.len(),
+            rules_covered,
+            conditions_total,
+            conditions_both_ways,
+            percent: (percent * 10.0).round() / 10.0,
+            uncovered,
+        }
+    }
+}
