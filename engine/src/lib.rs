@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod bundle;
 mod compile;
 mod decision;
 mod diag;
@@ -13,6 +14,7 @@ mod request;
 mod suite;
 mod value;
 
+pub use bundle::BUNDLE_FORMAT;
 pub use compile::Source;
 pub use decision::{
     AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, InvariantViolation, MatchedRule,

@@ -1,0 +1,2 @@
+//! The `rolescope` command line (being written).
+fn main() {}
