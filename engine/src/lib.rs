@@ -11,6 +11,8 @@ mod expr;
 mod model;
 mod policy;
 mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod suite;
 mod value;
 

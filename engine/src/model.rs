@@ -6,11 +6,67 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Location;
 
-pub(crate) type S<T> = Spanned<T>;
+/// A value with the source location it was read from (YAML line and column).
+#[derive(Debug, Clone)]
+pub(crate) struct S<T> {
+    pub(crate) value: T,
+    pub(crate) referenced: Location,
+    #[allow(dead_code, reason = "kept for alias-aware diagnostics")]
+    pub(crate) defined: Location,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for S<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        Ok(S { value: s.value, referenced: s.referenced, defined: s.defined })
+    }
+}
+
+#[cfg(feature = "schema")]
+impl<T: schemars::JsonSchema> schemars::JsonSchema for S<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(g)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+#[cfg(feature = "schema")]
+impl<K, V: schemars::JsonSchema> schemars::JsonSchema for OrderedMap<K, V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "object", "additionalProperties": g.subschema_for::<V>() })
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+#[cfg(feature = "schema")]
+impl<T: schemars::JsonSchema> schemars::JsonSchema for List<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("List_of_{}", T::schema_name()).into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "array", "items": g.subschema_for::<T>() })
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
 
 /// A YAML mapping kept in source order, with duplicate keys preserved for diagnostics.
 #[derive(Debug, Clone)]
@@ -80,6 +136,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 
 /// One role file (a policy may be split over several).
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
     #[serde(rename = "$schema", default)]
@@ -114,6 +171,7 @@ pub(crate) struct RawFile {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLevel {
     #[serde(default)]
@@ -125,6 +183,7 @@ pub(crate) struct RawLevel {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAttributes {
     #[serde(default)]
@@ -134,6 +193,7 @@ pub(crate) struct RawAttributes {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawResource {
     #[serde(default)]
@@ -149,6 +209,7 @@ pub(crate) struct RawResource {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRole {
     #[serde(default)]
@@ -170,6 +231,7 @@ pub(crate) struct RawRole {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
     #[serde(default)]
@@ -185,6 +247,7 @@ pub(crate) struct RawRule {
 /// A scope x role table: `columns` are roles, each row a resource kind, each cell a permission
 /// level, an action, or `none`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatrix {
     #[serde(default)]
@@ -194,6 +257,7 @@ pub(crate) struct RawMatrix {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDelegation {
     pub(crate) resource: S<String>,
@@ -203,6 +267,7 @@ pub(crate) struct RawDelegation {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInvariant {
     pub(crate) name: S<String>,
@@ -220,6 +285,7 @@ fn one() -> u32 {
 
 /// An attribute declaration: a type name, or a type with a default value.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub(crate) enum AttrDecl {
     Short(String),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A role held at a scope.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {
     /// Role name.
@@ -23,6 +24,7 @@ pub struct Assignment {
 
 /// A principal: who asks.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Principal {
     /// Identifier (subject). In principal files it defaults to the key it is filed under.
@@ -41,6 +43,7 @@ pub struct Principal {
 
 /// A resource: what is acted on.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     /// Resource kind, declared under `resources:`.
@@ -57,6 +60,7 @@ pub struct Resource {
 
 /// Who is asking: a principal given inline, or the id of a principal filed with the policy.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PrincipalRef {
     /// The id of a principal from the policy's `principals:`.
@@ -67,6 +71,7 @@ pub enum PrincipalRef {
 
 /// One authorization question: may `principal` take `action` on `resource` in `context`?
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// Who.
@@ -82,6 +87,7 @@ pub struct Request {
 
 /// A delegation question: may `principal` assign `role` at `scope` (to anyone, itself included)?
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// Who wants to assign.

@@ -13,6 +13,7 @@ use crate::policy::{Effect, Policy};
 use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSuite {
     #[serde(default)]
@@ -34,6 +35,7 @@ pub(crate) struct RawSuite {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCase {
     #[serde(default)]
@@ -61,6 +63,7 @@ pub(crate) struct RawCase {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatrixCase {
     pub(crate) actions: List<String>,
@@ -70,6 +73,7 @@ pub(crate) struct RawMatrixCase {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAssign {
     pub(crate) principal: S<serde_json::Value>,
@@ -78,6 +82,7 @@ pub(crate) struct RawAssign {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInvariantCase {
     pub(crate) principals: List<String>,
