@@ -1,0 +1,181 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (valid policies, all cases passed, request decided)
+  1  internal error (I/O, serialization)
+  2  usage error (bad arguments, missing path, malformed request or assignments file)
+  3  invalid policy (diagnostics with errors), or an assignment set breaks an invariant
+  4  test failures (a case failed or a suite is malformed)
+  5  denied (`eval --exit-code` only)
+
+Colour is used only when writing to a terminal and NO_COLOR is not set.";
+
+/// Check, test and explain rolescope policies.
+#[derive(Debug, Parser)]
+#[command(name = "rolescope", version, about, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Validate role files and report every error and warning with its location.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+    /// Run the `*_test.yaml` suites next to each policy.
+    #[command(after_help = EXIT_CODES)]
+    Test(TestArgs),
+    /// Decide one request and print the decision report as JSON.
+    #[command(after_help = EXIT_CODES)]
+    Eval(EvalArgs),
+    /// Decide one request and show every step of the evaluation.
+    #[command(after_help = EXIT_CODES)]
+    Explain(ExplainArgs),
+    /// Validate a policy and write it as a bundle (JSON) for the gateway and wasm hosts.
+    #[command(after_help = EXIT_CODES)]
+    Build(BuildArgs),
+    /// Write the JSON Schemas (draft-07) of role files and test suites, for editors.
+    #[command(after_help = EXIT_CODES)]
+    Schema(SchemaArgs),
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// Diagnostics rendered with source snippets.
+    Human,
+    /// The diagnostics as data.
+    Json,
+}
+
+/// Output format of `test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TestFormat {
+    /// One line per failing case, then `N passed, M failed`.
+    Human,
+    /// Every result as data.
+    Json,
+    /// JUnit XML (one testsuite per suite file).
+    Junit,
+    /// TAP version 13.
+    Tap,
+}
+
+/// Output format of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExplainFormat {
+    /// Readable text.
+    Human,
+    /// The explanation as data.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Role files or folders. A folder is searched recursively; each folder that directly
+    /// holds role files is one policy. Files given together compile as one policy.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub(crate) format: CheckFormat,
+    /// A YAML/JSON file of principals (a list, or a mapping id -> principal) to check against
+    /// each policy's invariants; violations exit 3.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) assignments: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Policy folders (searched recursively), role files or suite files.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Only report cases whose name contains this text.
+    #[arg(long, value_name = "SUBSTR")]
+    pub(crate) filter: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    pub(crate) format: TestFormat,
+    /// Report, per policy, the share of roles and rules the suites exercised and list what
+    /// they never did.
+    #[arg(long)]
+    pub(crate) coverage: bool,
+}
+
+/// The request of `eval` and `explain`: a file, flags, or a file with flags on top.
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// The policy: a folder of role files, a role file, or a bundle from `rolescope build`.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) policy: PathBuf,
+    /// A request file (YAML or JSON: principal, action, resource, context); `-` reads
+    /// standard input. Flags given as well override its fields.
+    #[arg(value_name = "REQUEST_FILE")]
+    pub(crate) request: Option<PathBuf>,
+    /// The id of a principal filed with the policy (`principals:`).
+    #[arg(long, value_name = "ID", conflicts_with = "principal_json")]
+    pub(crate) principal: Option<String>,
+    /// A principal given inline as JSON: `{"id": "ana", "assignments": [...]}`.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) principal_json: Option<String>,
+    /// The action.
+    #[arg(long)]
+    pub(crate) action: Option<String>,
+    /// The resource kind.
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// The resource's scope path, e.g. `msp:acme/org:o1`.
+    #[arg(long)]
+    pub(crate) scope: Option<String>,
+    /// The resource id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) resource_id: Option<String>,
+    /// A resource attribute (repeatable). The value is read as JSON when it parses
+    /// (`tier=2`, `tags=["a"]`), else as a string.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) resource_attr: Vec<String>,
+    /// A context attribute (repeatable), read like `--resource-attr`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) context: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    #[command(flatten)]
+    pub(crate) request: RequestArgs,
+    /// Exit 0 when allowed and 5 when denied (by default a decision exits 0 either way).
+    #[arg(long)]
+    pub(crate) exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    pub(crate) request: RequestArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+    pub(crate) format: ExplainFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// A policy folder (its role files), or role files that compile together.
+    #[arg(value_name = "PATH", required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Where to write the bundle; `-` writes it to standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Folder to write `policy.schema.json` and `test.schema.json` to.
+    #[arg(short, long, value_name = "DIR", default_value = "policies/schema")]
+    pub(crate) output: PathBuf,
+}

@@ -1,0 +1,155 @@
+//! `rolescope eval` and `rolescope explain`: decide one request.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rolescope_engine::{Explanation, Policy, Request, Source};
+
+use crate::args::{EvalArgs, ExplainArgs, ExplainFormat};
+use crate::discover::{FileKind, display, folder, kind_of, read_sources, read_text};
+use crate::error::{CliError, Exit};
+use crate::input::build_request;
+use crate::render::{SourceMap, render_all};
+use crate::style::{Paint, Style};
+use crate::{emit, emit_err};
+
+/// Load `--policy`: a folder of role files, a role file, or a bundle. `Ok(None)` means the
+/// policy is invalid and its diagnostics were printed.
+pub(crate) fn load_policy(path: &Path, style: &Style) -> Result<Option<Policy>, CliError> {
+    if !path.exists() {
+        return Err(CliError::NotFound(path.to_owned()));
+    }
+    let mut map = SourceMap::new();
+    let result = if path.is_dir() {
+        let input = folder(path)?;
+        if input.roles.is_empty() {
+            return Err(CliError::usage_with(
+                format!("`{}` holds no role files", display(path)),
+                "give the folder that directly holds the policy's .yaml files",
+            ));
+        }
+        let sources = read_sources(&input.roles)?;
+        map.add(&sources);
+        Policy::compile(&sources)
+    } else {
+        let text = read_text(path)?;
+        match bundle_files(&text) {
+            Some(files) => {
+                map.add(&files);
+                Policy::from_bundle(&text)
+            }
+            None => {
+                if kind_of(path) != FileKind::Role {
+                    return Err(CliError::usage_with(
+                        format!("`{}` is not a role file or a bundle", display(path)),
+                        "give a policy folder, a .yaml role file or a bundle from `rolescope build`",
+                    ));
+                }
+                let sources = vec![Source::new(display(path), text)];
+                map.add(&sources);
+                Policy::compile(&sources)
+            }
+        }
+    };
+    match result {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            emit_err(&render_all(style, e.diagnostics(), &map));
+            Ok(None)
+        }
+    }
+}
+
+/// The files inside a bundle (for showing diagnostics), or `None` when `text` is no bundle.
+fn bundle_files(text: &str) -> Option<Vec<Source>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let format = v.get("format")?.as_str()?;
+    if !format.starts_with("rolescope-bundle/") {
+        return None;
+    }
+    let files = v.get("files")?.as_array()?;
+    Some(files.iter().filter_map(|f| Some(Source::new(f.get("name")?.as_str()?, f.get("text")?.as_str()?))).collect())
+}
+
+fn prepare(args: &crate::args::RequestArgs, style: &Style) -> Result<Option<(Policy, Request)>, CliError> {
+    // Read the request first: a usage error should not wait for a compile.
+    let req = build_request(args)?;
+    Ok(load_policy(&args.policy, style)?.map(|p| (p, req)))
+}
+
+pub(crate) fn run_eval(args: &EvalArgs, style: &Style) -> Result<Exit, CliError> {
+    let Some((policy, req)) = prepare(&args.request, style)? else { return Ok(Exit::InvalidPolicy) };
+    let report = policy.check_report(&req);
+    emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    Ok(if args.exit_code && !report.allowed { Exit::Denied } else { Exit::Ok })
+}
+
+pub(crate) fn run_explain(args: &ExplainArgs, style: &Style) -> Result<Exit, CliError> {
+    let Some((policy, req)) = prepare(&args.request, style)? else { return Ok(Exit::InvalidPolicy) };
+    let ex = policy.explain(&req);
+    match args.format {
+        ExplainFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&ex)?))?,
+        ExplainFormat::Human => emit(&explain_text(&policy, &req, &ex, style))?,
+    }
+    Ok(Exit::Ok)
+}
+
+fn principal_label(req: &Request) -> String {
+    match &req.principal {
+        rolescope_engine::PrincipalRef::Id(id) => format!("`{id}` (filed with the policy)"),
+        rolescope_engine::PrincipalRef::Inline(p) if p.id.is_empty() => "(inline, no id)".to_owned(),
+        rolescope_engine::PrincipalRef::Inline(p) => format!("`{}` (inline)", p.id),
+    }
+}
+
+/// The explanation as readable text: the verdict, the request, then each step with where
+/// the rule or role it concerns is written.
+pub(crate) fn explain_text(policy: &Policy, req: &Request, ex: &Explanation, style: &Style) -> String {
+    let d = &ex.decision;
+    let mut x = String::new();
+    let verdict = if d.allowed { style.out(Paint::Green, "ALLOW") } else { style.out(Paint::Red, "DENY") };
+    let _ = writeln!(x, "{verdict} ({}): {}", d.reason, d.explanation);
+    x.push('\n');
+    let r = &req.resource;
+    let id = if r.id.is_empty() { String::new() } else { format!(" `{}`", r.id) };
+    let _ = writeln!(x, "  policy     {}", policy.name());
+    let _ = writeln!(x, "  principal  {}", principal_label(req));
+    let _ = writeln!(x, "  action     {}", req.action);
+    let _ = writeln!(x, "  resource   {}{id} at `{}`", r.kind, r.scope);
+    if !r.attributes.is_empty() {
+        let _ = writeln!(x, "             {}", serde_json::Value::Object(r.attributes.clone()));
+    }
+    if !req.context.is_empty() {
+        let _ = writeln!(x, "  context    {}", serde_json::Value::Object(req.context.clone()));
+    }
+    if !d.matched.is_empty() {
+        x.push_str("\ndecided by:\n");
+        for m in &d.matched {
+            let role =
+                m.role.as_deref().map(|r| format!(" of role `{r}`")).unwrap_or_else(|| " (policy-wide)".to_owned());
+            let via = m.assignment.as_deref().map(|a| format!(" via {a}")).unwrap_or_default();
+            let _ = writeln!(x, "  {}{role}{via}  {}", m.effect, style.out(Paint::Dim, &m.source));
+            if let Some(c) = &m.condition {
+                let _ = writeln!(x, "    when {c}");
+            }
+            if let Some(desc) = &m.description {
+                let _ = writeln!(x, "    {desc}");
+            }
+        }
+    }
+    if !ex.steps.is_empty() {
+        x.push_str("\nsteps:\n");
+        let width = ex.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+        for (i, s) in ex.steps.iter().enumerate() {
+            let _ = write!(x, "  {:>2}. {:<width$}  {}", i + 1, s.step, s.message);
+            if !s.outcome.is_empty() && !s.message.contains(&s.outcome.replace('_', " ")) {
+                let _ = write!(x, " [{}]", s.outcome);
+            }
+            x.push('\n');
+            if let Some(src) = &s.source {
+                let _ = writeln!(x, "      {:<width$}  {}", "", style.out(Paint::Dim, &format!("at {src}")));
+            }
+        }
+    }
+    x
+}
