@@ -1,1 +1,222 @@
-fn main() {}
+//! Decision and compile benchmarks for the engine.
+//!
+//! Run: `cargo bench -p rolescope-engine --bench decide` (add `-- --quick` for a short run).
+//! Groups:
+//! - `decide/msp`: a Juniper-style MSP policy, a principal holding 10 assignments across 100
+//!   orgs, decisions on an allowed org, an unassigned org, an ownership condition and a
+//!   suspended principal;
+//! - `decide/scale`: the same question as roles and tenants grow from 10 to 10,000
+//!   (generated policies) — the time should stay flat;
+//! - `batch`: allowed actions for one resource, and 100 resources x 4 actions;
+//! - `compile`: a generated policy of 10,000 roles and 100,000 grants.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use rolescope_engine::{Assignment, Policy, PreparedContext, Principal, Resource, Source};
+
+/// A generated MSP policy: `roles` roles of rising rank over 10 resource kinds, each with
+/// `grants_per_role` grants, some conditional; scopes msp > org > site.
+fn generated_policy(roles: usize, grants_per_role: usize) -> String {
+    let mut y = String::with_capacity(roles * grants_per_role * 80);
+    y.push_str("policy: generated\ncombine: highest_rank\n");
+    y.push_str("scopes:\n  msp: {}\n  org: { parent: msp, tenant: true }\n  site: { parent: org }\n");
+    y.push_str("attributes:\n  principal:\n    mfa_required: { type: bool, default: false }\n  context:\n    channel: { type: string, default: web }\n");
+    y.push_str("permissions:\n  read: [view, list]\n  edit: [read, create, update, delete]\n");
+    y.push_str("resources:\n");
+    for k in 0..10 {
+        let _ = writeln!(
+            y,
+            "  kind{k}:\n    actions: [view, list, create, update, delete, run_command, export, approve]\n    attributes: {{ created_by: string }}"
+        );
+    }
+    y.push_str("roles:\n");
+    let actions = ["read", "edit", "run_command", "export", "approve", "update", "delete", "view"];
+    for r in 0..roles {
+        let _ = writeln!(y, "  role{r}:\n    rank: {r}\n    held_at: [msp, org]\n    grants:");
+        for g in 0..grants_per_role {
+            let kind = (r + g) % 10;
+            let action = actions.get((r * 7 + g) % actions.len()).copied().unwrap_or("view");
+            if g % 5 == 4 {
+                let _ = writeln!(
+                    y,
+                    "      - {{ resources: [kind{kind}], actions: [{action}], when: \"resource.created_by == principal.id\" }}"
+                );
+            } else {
+                let _ = writeln!(y, "      - {{ resources: [kind{kind}], actions: [{action}] }}");
+            }
+        }
+    }
+    y.push_str("denies:\n  - resources: [\"*\"]\n    actions: [\"*\"]\n    when: principal.mfa_required\n");
+    y
+}
+
+/// The Juniper-style policy of the `msp` group.
+const MSP_POLICY: &str = r#"
+policy: bench-msp
+combine: highest_rank
+scopes:
+  msp: {}
+  org: { parent: msp, tenant: true }
+  site: { parent: org }
+attributes:
+  principal:
+    suspended_reason: string
+  context:
+    channel: { type: string, default: web }
+permissions:
+  read: [view, list]
+  edit: [read, create, update, delete]
+resources:
+  administrator: { actions: [view, list, invite, update, delete], scopes: [msp] }
+  msp_dashboard: { actions: [view, list, update], scopes: [msp] }
+  org_settings: { actions: [view, list, update, delete], scopes: [org] }
+  site: { actions: [view, list, create, update, delete], scopes: [org, site] }
+  device: { actions: [view, list, create, update, delete, claim, reboot], scopes: [org, site] }
+  wlan: { actions: [view, list, create, update, delete], scopes: [org, site] }
+  maintenance_window:
+    actions: [view, list, create, update, delete]
+    attributes: { created_by: string }
+    scopes: [org, site]
+roles:
+  super_user:
+    rank: 100
+    held_at: [msp, org]
+    grants: [{ resources: ["*"], actions: ["*"] }]
+  network_admin:
+    rank: 80
+    held_at: [msp, org]
+    grants:
+      - { resources: [msp_dashboard], actions: [read] }
+      - { resources: [site, device, wlan], actions: [edit] }
+      - { resources: [org_settings], actions: [read, update] }
+      - resources: [maintenance_window]
+        actions: [update, delete]
+        when: resource.created_by == principal.id
+      - { resources: [maintenance_window], actions: [read, create] }
+  observer:
+    rank: 40
+    held_at: [msp, org]
+    grants: [{ resources: [msp_dashboard, org_settings, site, device, wlan, maintenance_window], actions: [read] }]
+  installer:
+    rank: 20
+    held_at: [msp, org]
+    grants:
+      - { resources: [site, device], actions: [read] }
+      - { resources: [device], actions: [claim, update] }
+  helpdesk:
+    rank: 30
+    held_at: [msp, org]
+    grants: [{ resources: [site, device, wlan], actions: [read] }, { resources: [device], actions: [reboot] }]
+"#;
+
+fn principal(roles: &[&str], orgs: usize, assignments: usize) -> Principal {
+    let mut a = Vec::new();
+    for i in 0..assignments {
+        let role = roles.get(i % roles.len()).copied().unwrap_or("observer");
+        // spread the assignments across the org range
+        let org = (i * orgs.max(1)) / assignments.max(1);
+        a.push(Assignment { role: role.into(), scope: format!("msp:acme/org:o{org}"), tenants: None });
+    }
+    Principal { id: "ana".into(), status: None, attributes: Default::default(), assignments: a }
+}
+
+fn resource(kind: &str, org: usize, created_by: Option<&str>) -> Resource {
+    let mut attributes = serde_json::Map::new();
+    if let Some(c) = created_by {
+        attributes.insert("created_by".into(), serde_json::Value::String(c.into()));
+    }
+    Resource { kind: kind.into(), id: "r1".into(), scope: format!("msp:acme/org:o{org}/site:s1"), attributes }
+}
+
+fn bench_msp(c: &mut Criterion) {
+    let policy =
+        Policy::compile(&[Source::new("msp.yaml", MSP_POLICY)]).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics()));
+    let roles = ["network_admin", "observer", "installer", "helpdesk", "network_admin"];
+    let p = policy.prepare_principal(&principal(&roles, 100, 10)).expect("principal");
+    let mut suspended = principal(&roles, 100, 10);
+    suspended.status = Some("suspended".into());
+    let suspended = policy.prepare_principal(&suspended).expect("principal");
+    let ctx = PreparedContext::default();
+    let allowed = policy.prepare_resource(&resource("device", 50, None)).expect("resource");
+    let other = policy.prepare_resource(&resource("device", 61, None)).expect("resource");
+    let owned = policy.prepare_resource(&resource("maintenance_window", 0, Some("ana"))).expect("resource");
+    assert!(policy.decide(&p, "update", &allowed, &ctx).allowed());
+    assert!(!policy.decide(&p, "update", &other, &ctx).allowed());
+    assert!(policy.decide(&p, "delete", &owned, &ctx).allowed());
+    assert!(!policy.decide(&suspended, "view", &allowed, &ctx).allowed());
+
+    let mut g = c.benchmark_group("decide/msp");
+    g.bench_function("allowed_org", |b| b.iter(|| policy.decide(black_box(&p), "update", black_box(&allowed), &ctx)));
+    g.bench_function("other_org_denied", |b| {
+        b.iter(|| policy.decide(black_box(&p), "update", black_box(&other), &ctx))
+    });
+    g.bench_function("ownership_condition", |b| {
+        b.iter(|| policy.decide(black_box(&p), "delete", black_box(&owned), &ctx))
+    });
+    g.bench_function("suspended", |b| {
+        b.iter(|| policy.decide(black_box(&suspended), "view", black_box(&allowed), &ctx))
+    });
+    // the whole path from request data: preparation included
+    let req = rolescope_engine::Request {
+        principal: rolescope_engine::PrincipalRef::Inline(principal(&roles, 100, 10)),
+        action: "update".into(),
+        resource: resource("device", 50, None),
+        context: Default::default(),
+    };
+    g.bench_function("from_request_data", |b| b.iter(|| policy.check(black_box(&req))));
+    g.finish();
+
+    let mut g = c.benchmark_group("batch");
+    g.bench_function("allowed_actions_one_resource", |b| {
+        b.iter(|| policy.allowed_actions(black_box(&p), black_box(&allowed), &ctx))
+    });
+    let many: Vec<_> =
+        (0..100).map(|i| policy.prepare_resource(&resource("device", i, None)).expect("resource")).collect();
+    let actions = ["view", "update", "delete", "reboot"];
+    g.bench_function("100_resources_x_4_actions", |b| {
+        b.iter(|| policy.check_batch(black_box(&p), &actions, black_box(&many), &ctx))
+    });
+    g.finish();
+}
+
+fn bench_scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decide/scale");
+    for n in [10usize, 100, 1_000, 10_000] {
+        let policy = Policy::compile(&[Source::new("gen.yaml", generated_policy(n, 10))]).expect("generated compiles");
+        let names: Vec<String> = (0..10).map(|i| format!("role{}", (i * n) / 10)).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let p = policy.prepare_principal(&principal(&refs, n, 10)).expect("principal");
+        let ctx = PreparedContext::default();
+        let r = policy.prepare_resource(&resource("kind3", n / 2, Some("bob"))).expect("resource");
+        g.bench_with_input(BenchmarkId::new("roles_and_tenants", n), &n, |b, _| {
+            b.iter(|| policy.decide(black_box(&p), "view", black_box(&r), &ctx))
+        });
+    }
+    g.finish();
+}
+
+fn bench_compile(c: &mut Criterion) {
+    let text = generated_policy(10_000, 10);
+    let src = [Source::new("gen.yaml", text)];
+    let p = Policy::compile(&src).expect("compiles");
+    assert_eq!(p.rule_count(), 100_001);
+    // The same policy as JSON (the fast path: serde_json instead of the YAML parser).
+    let value: serde_json::Value = serde_saphyr::from_str_with_options(
+        src[0].text(),
+        serde_saphyr::options! { budget: serde_saphyr::budget! { max_events: 8_000_000, max_nodes: 4_000_000 } },
+    )
+    .expect("yaml to json");
+    let json = [Source::new("gen.json", serde_json::to_string(&value).expect("json"))];
+    assert_eq!(Policy::compile(&json).expect("json compiles").rule_count(), 100_001);
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("10k_roles_100k_grants_yaml", |b| b.iter(|| Policy::compile(black_box(&src))));
+    g.bench_function("10k_roles_100k_grants_json", |b| b.iter(|| Policy::compile(black_box(&json))));
+    g.finish();
+}
+
+criterion_group!(benches, bench_msp, bench_scale, bench_compile);
+criterion_main!(benches);

@@ -38,7 +38,11 @@ impl Policy {
             files: sources.iter().map(|s| BundleFile { name: s.name().into(), text: s.text().into() }).collect(),
         };
         let json = serde_json::to_string(&doc).map_err(|e| {
-            CompileError::new(vec![Diagnostic::error(codes::SYNTAX, SourceLocation::new("<bundle>", 0, 0), format!("cannot serialize bundle: {e}"))])
+            CompileError::new(vec![Diagnostic::error(
+                codes::SYNTAX,
+                SourceLocation::new("<bundle>", 0, 0),
+                format!("cannot serialize bundle: {e}"),
+            )])
         })?;
         Ok((policy, json))
     }
@@ -46,7 +50,9 @@ impl Policy {
     /// Load a bundle written by [`Policy::bundle`]: parse, check its format and revision,
     /// and compile it. A tampered bundle (revision mismatch) is refused.
     pub fn from_bundle(json: &str) -> Result<Policy, CompileError> {
-        let fail = |msg: String| CompileError::new(vec![Diagnostic::error(codes::SYNTAX, SourceLocation::new("<bundle>", 0, 0), msg)]);
+        let fail = |msg: String| {
+            CompileError::new(vec![Diagnostic::error(codes::SYNTAX, SourceLocation::new("<bundle>", 0, 0), msg)])
+        };
         let doc: BundleDoc = serde_json::from_str(json).map_err(|e| fail(format!("invalid bundle: {e}")))?;
         if doc.format != BUNDLE_FORMAT {
             return Err(fail(format!("unsupported bundle format `{}` (expected `{BUNDLE_FORMAT}`)", doc.format)));
@@ -54,7 +60,11 @@ impl Policy {
         let sources: Vec<Source> = doc.files.into_iter().map(|f| Source::new(f.name, f.text)).collect();
         let policy = Policy::compile(&sources)?;
         if policy.revision() != doc.revision {
-            return Err(fail(format!("bundle revision `{}` does not match its content (`{}`)", doc.revision, policy.revision())));
+            return Err(fail(format!(
+                "bundle revision `{}` does not match its content (`{}`)",
+                doc.revision,
+                policy.revision()
+            )));
         }
         Ok(policy)
     }

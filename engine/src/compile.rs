@@ -10,8 +10,8 @@ use crate::diag::{CompileError, Diagnostic, SourceLocation, codes};
 use crate::expr::{self, Resolver, Var};
 use crate::model::{RawFile, RawRule, S};
 use crate::policy::{
-    ActionSet, Combine, Delegation, Effect, Invariant, Kind, KindId, Level, LevelId, Policy, Role,
-    RoleId, Rule, RuleTable, bit,
+    ActionSet, Combine, Delegation, Effect, Invariant, Kind, KindId, Level, LevelId, Policy, Role, RoleId, Rule,
+    RuleTable, TenantAccess, bit,
 };
 use crate::value::Type;
 
@@ -45,43 +45,55 @@ fn loc<T>(file: &str, s: &S<T>) -> SourceLocation {
 }
 
 /// Parse one role file; a syntax or shape error becomes one diagnostic.
-pub(crate) fn parse_file(src: &Source) -> Result<RawFile, Diagnostic> {
+pub(crate) fn parse_file(src: &Source) -> Result<RawFile, Box<Diagnostic>> {
     parse_text(src)
 }
 
 /// Parse one YAML (or, by name, JSON) document into `T`.
-pub(crate) fn parse_text<T: serde::de::DeserializeOwned + Default>(src: &Source) -> Result<T, Diagnostic> {
+pub(crate) fn parse_text<T: serde::de::DeserializeOwned + Default>(src: &Source) -> Result<T, Box<Diagnostic>> {
     if src.text.len() > MAX_SOURCE {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             codes::SYNTAX,
             SourceLocation::new(&src.name, 1, 1),
             format!("file is larger than {} MiB", MAX_SOURCE / (1024 * 1024)),
-        ));
+        )));
     }
     if src.name.ends_with(".json") {
-        // Report JSON syntax errors as JSON errors, with JSON's own positions.
+        // Fast path: serde_json is several times faster than the YAML parser but knows no
+        // positions. Valid files take it; any error falls through to the paths below, which
+        // report JSON syntax errors with JSON's positions and shape errors with the YAML
+        // parser's line and column.
+        if let Ok(v) = serde_json::from_str::<T>(&src.text) {
+            return Ok(v);
+        }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&src.text) {
             let line = u32::try_from(e.line()).unwrap_or(0);
             let col = u32::try_from(e.column()).unwrap_or(0);
-            return Err(Diagnostic::error(
+            return Err(Box::new(Diagnostic::error(
                 codes::SYNTAX,
                 SourceLocation::new(&src.name, line, col),
                 format!("invalid JSON: {}", strip_position(&e.to_string())),
-            ));
+            )));
         }
     }
     if src.text.trim().is_empty() {
         return Ok(T::default());
     }
-    // serde-saphyr's default budget bounds depth, nodes and alias expansion (billion laughs).
-    serde_saphyr::from_str::<T>(&src.text).map_err(|e| saphyr_diag(&src.name, &e))
+    // Budgets bound depth, nodes and alias expansion (billion laughs); sized for policies of
+    // 10,000 roles and 100,000 grants within the 16 MiB source limit.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 8_000_000,
+            max_nodes: 4_000_000,
+            max_depth: 64,
+        },
+    };
+    serde_saphyr::from_str_with_options::<T>(&src.text, options).map_err(|e| Box::new(saphyr_diag(&src.name, &e)))
 }
 
 pub(crate) fn saphyr_diag(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
-    let location = e
-        .location()
-        .map(|l| SourceLocation::from_saphyr(file, &l))
-        .unwrap_or_else(|| SourceLocation::new(file, 0, 0));
+    let location =
+        e.location().map(|l| SourceLocation::from_saphyr(file, &l)).unwrap_or_else(|| SourceLocation::new(file, 0, 0));
     let raw = e.without_snippet().to_string();
     let msg = strip_position(raw.lines().next().unwrap_or(&raw)).to_owned();
     let (code, hint) = if msg.contains("unknown field") {
@@ -145,9 +157,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 struct Ctx {
@@ -191,7 +201,12 @@ fn attr_decl(cx: &mut Ctx, file: &str, d: &S<crate::model::AttrDecl>) -> Option<
         AttrDecl::Full { ty, default, .. } => (ty.as_str(), default.as_ref()),
     };
     let Some(ty) = Type::parse(ty_name) else {
-        cx.err_hint(codes::BAD_TYPE, loc(file, d), format!("unknown type `{ty_name}`"), Some("use bool, string, number, time or set<string>".into()));
+        cx.err_hint(
+            codes::BAD_TYPE,
+            loc(file, d),
+            format!("unknown type `{ty_name}`"),
+            Some("use bool, string, number, time or set<string>".into()),
+        );
         return None;
     };
     let default = match default {
@@ -247,15 +262,12 @@ impl Resolver for AttrResolver<'_> {
                         Some((Var::ResourceAttr(*id), *k.attrs.get(id)?))
                     });
                     found.ok_or_else(|| {
-                        let cands: Vec<&str> = self
-                            .kind
-                            .map(|k| k.attr_names.keys().map(String::as_str).collect())
-                            .unwrap_or_default();
+                        let cands: Vec<&str> =
+                            self.kind.map(|k| k.attr_names.keys().map(String::as_str).collect()).unwrap_or_default();
                         (
                             format!("resource kind `{}` has no attribute `{name}`", self.kind_name),
-                            suggest(name, cands.into_iter().chain(["id", "kind", "scope"])).or(Some(
-                                format!("declare it under `resources: {}: attributes:`", self.kind_name),
-                            )),
+                            suggest(name, cands.into_iter().chain(["id", "kind", "scope"]))
+                                .or(Some(format!("declare it under `resources: {}: attributes:`", self.kind_name))),
                         )
                     })
                 }
@@ -286,7 +298,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     for s in sources {
         match parse_file(s) {
             Ok(f) => files.push((s.name.as_str(), f)),
-            Err(d) => cx.diags.push(d),
+            Err(d) => cx.diags.push(*d),
         }
     }
     let texts: FxHashMap<&str, &str> = sources.iter().map(|s| (s.name.as_str(), s.text.as_str())).collect();
@@ -331,7 +343,10 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             };
         }
     }
-    if name.is_none() && !sources.is_empty() && !cx.diags.iter().any(|d| d.code() == codes::SYNTAX || d.code() == codes::SHAPE) {
+    if name.is_none()
+        && !sources.is_empty()
+        && !cx.diags.iter().any(|d| d.code() == codes::SYNTAX || d.code() == codes::SHAPE)
+    {
         let first = sources.first().map(|s| s.name.as_str()).unwrap_or("");
         cx.err_hint(
             codes::NO_POLICY_NAME,
@@ -364,6 +379,13 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                 continue;
             }
             level_index.insert(k.value.clone(), id);
+            if v.tenant && levels.iter().any(|l| l.tenant) {
+                cx.err(
+                    codes::SCOPE_TREE,
+                    loc(file, k),
+                    format!("`{}` is a second tenant level; mark one level `tenant: true`", k.value),
+                );
+            }
             levels.push(Level { name: k.value.clone(), parent: None, tenant: v.tenant });
             level_loc.push(loc(file, k));
             level_parents.push(v.parent.as_ref().map(|p| (p.value.clone(), loc(file, p))));
@@ -393,7 +415,14 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         while let Some(c) = cur {
             if seen & (1 << c) != 0 {
                 if let Some(l) = level_loc.get(start) {
-                    cx.err(codes::CYCLE, l.clone(), format!("scope level `{}` is its own ancestor", levels.get(start).map(|l| l.name.as_str()).unwrap_or("")));
+                    cx.err(
+                        codes::CYCLE,
+                        l.clone(),
+                        format!(
+                            "scope level `{}` is its own ancestor",
+                            levels.get(start).map(|l| l.name.as_str()).unwrap_or("")
+                        ),
+                    );
                 }
                 if let Some(l) = levels.get_mut(start) {
                     l.parent = None;
@@ -404,7 +433,10 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             cur = levels.get(c).and_then(|l| l.parent).map(usize::from);
         }
     }
-    if levels.is_empty() && !files.is_empty() && cx.diags.iter().all(|d| d.code() != codes::SYNTAX && d.code() != codes::SHAPE) {
+    if levels.is_empty()
+        && !files.is_empty()
+        && cx.diags.iter().all(|d| d.code() != codes::SYNTAX && d.code() != codes::SHAPE)
+    {
         let first = sources.first().map(|s| s.name.as_str()).unwrap_or("");
         cx.err_hint(
             codes::SCOPE_TREE,
@@ -431,7 +463,11 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     continue;
                 }
                 if map.contains_key(&k.value) || (which == "principal" && k.value == "id") {
-                    cx.err(codes::DUPLICATE, loc(file, k), format!("attribute `{which}.{}` is declared twice", k.value));
+                    cx.err(
+                        codes::DUPLICATE,
+                        loc(file, k),
+                        format!("attribute `{which}.{}` is declared twice", k.value),
+                    );
                     continue;
                 }
                 let Some((ty, default)) = attr_decl(&mut cx, file, t) else { continue };
@@ -480,12 +516,20 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     continue;
                 }
                 if action_index.contains_key(&a.value) {
-                    cx.err(codes::DUPLICATE, loc(file, a), format!("action `{}` is listed twice for `{}`", a.value, k.value));
+                    cx.err(
+                        codes::DUPLICATE,
+                        loc(file, a),
+                        format!("action `{}` is listed twice for `{}`", a.value, k.value),
+                    );
                     continue;
                 }
                 let Ok(i) = u8::try_from(actions.len()) else { continue };
                 if i >= 128 {
-                    cx.err(codes::TOO_MANY_ACTIONS, loc(file, a), format!("resource kind `{}` has more than 128 actions", k.value));
+                    cx.err(
+                        codes::TOO_MANY_ACTIONS,
+                        loc(file, a),
+                        format!("resource kind `{}` has more than 128 actions", k.value),
+                    );
                     break;
                 }
                 action_index.insert(a.value.clone(), i);
@@ -494,21 +538,24 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             if actions.is_empty() {
                 cx.err(codes::EMPTY_GRANT, loc(file, k), format!("resource kind `{}` declares no actions", k.value));
             }
-            let mut vocab: FxHashMap<String, ActionSet> = action_index.iter().map(|(n, i)| (n.clone(), bit(*i))).collect();
+            let mut vocab: FxHashMap<String, ActionSet> =
+                action_index.iter().map(|(n, i)| (n.clone(), bit(*i))).collect();
             // kind-level permissions, then global ones that fit this kind
-            let local: Vec<(String, Vec<S<String>>, SourceLocation, &str)> = r
-                .permissions
-                .0
-                .iter()
-                .map(|(n, l)| (n.value.clone(), l.0.clone(), loc(file, n), *file))
-                .collect();
+            let local: Vec<(String, Vec<S<String>>, SourceLocation, &str)> =
+                r.permissions.0.iter().map(|(n, l)| (n.value.clone(), l.0.clone(), loc(file, n), *file)).collect();
             for (pname, _, ploc, _) in &local {
                 if vocab.contains_key(pname) {
-                    cx.err(codes::DUPLICATE, ploc.clone(), format!("permission `{pname}` of `{}` clashes with an action or permission of the same name", k.value));
+                    cx.err(
+                        codes::DUPLICATE,
+                        ploc.clone(),
+                        format!(
+                            "permission `{pname}` of `{}` clashes with an action or permission of the same name",
+                            k.value
+                        ),
+                    );
                 }
             }
-            resolve_perms(&mut cx, &k.value, &local, &mut vocab, true);
-            resolve_perms(&mut cx, &k.value, &global_perms, &mut vocab, false);
+            resolve_perms(&mut cx, &k.value, &local, &global_perms, &mut vocab);
             let mut attrs = FxHashMap::default();
             let mut attr_names = FxHashMap::default();
             let mut defaults = Vec::new();
@@ -517,7 +564,11 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     continue;
                 }
                 if matches!(an.value.as_str(), "id" | "kind" | "scope") || attr_names.contains_key(&an.value) {
-                    cx.err(codes::DUPLICATE, loc(file, an), format!("attribute `resource.{}` is declared twice or shadows a built-in", an.value));
+                    cx.err(
+                        codes::DUPLICATE,
+                        loc(file, an),
+                        format!("attribute `resource.{}` is declared twice or shadows a built-in", an.value),
+                    );
                     continue;
                 }
                 let Some((ty, default)) = attr_decl(&mut cx, file, at) else { continue };
@@ -537,20 +588,39 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                 for l in &sc.value.0 {
                     match level_index.get(&l.value) {
                         Some(id) => lv |= 1 << id,
-                        None => cx.err_hint(codes::UNKNOWN_LEVEL, loc(file, l), format!("unknown scope level `{}`", l.value), suggest(&l.value, level_index.keys().map(String::as_str))),
+                        None => cx.err_hint(
+                            codes::UNKNOWN_LEVEL,
+                            loc(file, l),
+                            format!("unknown scope level `{}`", l.value),
+                            suggest(&l.value, level_index.keys().map(String::as_str)),
+                        ),
                     }
                 }
                 used_levels |= lv;
             }
             let Ok(id) = KindId::try_from(kinds.len()) else { continue };
             kind_index.insert(k.value.clone(), id);
-            kinds.push(Kind { name: k.value.clone(), actions, action_index, vocab, attrs, attr_names, defaults, levels: lv });
+            kinds.push(Kind {
+                name: k.value.clone(),
+                actions,
+                action_index,
+                vocab,
+                attrs,
+                attr_names,
+                defaults,
+                levels: lv,
+            });
         }
     }
     // global permissions must mean something somewhere
     for (pname, _, ploc, _) in &global_perms {
         if !kinds.iter().any(|k| k.vocab.contains_key(pname)) && !kinds.is_empty() {
-            cx.warn(codes::EMPTY_GRANT, ploc.clone(), format!("permission `{pname}` fits no resource kind"), "every action it names must be an action of a kind for it to apply there");
+            cx.warn(
+                codes::EMPTY_GRANT,
+                ploc.clone(),
+                format!("permission `{pname}` fits no resource kind"),
+                "every action it names must be an action of a kind for it to apply there",
+            );
         }
     }
 
@@ -579,12 +649,22 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                 for l in &h.value.0 {
                     match level_index.get(&l.value) {
                         Some(id) => held_at |= 1 << id,
-                        None => cx.err_hint(codes::UNKNOWN_LEVEL, loc(file, l), format!("unknown scope level `{}`", l.value), suggest(&l.value, level_index.keys().map(String::as_str))),
+                        None => cx.err_hint(
+                            codes::UNKNOWN_LEVEL,
+                            loc(file, l),
+                            format!("unknown scope level `{}`", l.value),
+                            suggest(&l.value, level_index.keys().map(String::as_str)),
+                        ),
                     }
                 }
                 used_levels |= held_at;
                 if h.value.0.is_empty() {
-                    cx.err_hint(codes::NO_LEVELS, loc(file, h), format!("role `{}` may be held at no scope level", k.value), Some("list at least one level under `held_at`, or leave it out for every level".into()));
+                    cx.err_hint(
+                        codes::NO_LEVELS,
+                        loc(file, h),
+                        format!("role `{}` may be held at no scope level", k.value),
+                        Some("list at least one level under `held_at`, or leave it out for every level".into()),
+                    );
                 }
             }
             let Ok(id) = RoleId::try_from(roles.len()) else { continue };
@@ -595,6 +675,22 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                 description: r.description.clone(),
                 rank: r.rank.as_ref().map(|x| x.value).unwrap_or(0),
                 assignable: r.assignable.unwrap_or(true),
+                tenant_access: match r.tenant_access.as_ref().map(|t| t.value.as_str()) {
+                    None => TenantAccess::AsAssigned,
+                    Some("all") => TenantAccess::All,
+                    Some("listed") => TenantAccess::Listed,
+                    Some(other) => {
+                        if let Some(t) = &r.tenant_access {
+                            cx.err_hint(
+                                codes::BAD_VALUE,
+                                loc(file, t),
+                                format!("unknown tenant access `{other}`"),
+                                Some("use `all` or `listed`".into()),
+                            );
+                        }
+                        TenantAccess::AsAssigned
+                    }
+                },
                 held_at,
                 includes: Vec::new(),
                 location: loc(file, k),
@@ -616,7 +712,12 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                         *b = true;
                     }
                 }
-                None => cx.err_hint(codes::UNKNOWN_ROLE, loc(p.file, inc), format!("unknown role `{}`", inc.value), suggest(&inc.value, role_index.keys().map(String::as_str))),
+                None => cx.err_hint(
+                    codes::UNKNOWN_ROLE,
+                    loc(p.file, inc),
+                    format!("unknown role `{}`", inc.value),
+                    suggest(&inc.value, role_index.keys().map(String::as_str)),
+                ),
             }
         }
     }
@@ -630,7 +731,9 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     let rc = RuleCtx { kinds: &kinds, kind_index: &kind_index, pmap: &pmap, cmap: &cmap, texts: &texts };
     for (i, p) in pending.iter().enumerate() {
         let rid = RoleId::try_from(i).unwrap_or(RoleId::MAX);
-        for (effect, list) in [(Effect::Grant, p.raw.grants.as_deref().unwrap_or(&[])), (Effect::Deny, &p.raw.denies[..])] {
+        for (effect, list) in
+            [(Effect::Grant, p.raw.grants.as_deref().unwrap_or(&[])), (Effect::Deny, &p.raw.denies[..])]
+        {
             for g in list {
                 if let Some(rule) = rc.rule(&mut cx, p.file, g, effect, Some(rid)) {
                     rules.push(rule);
@@ -652,17 +755,31 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             for c in &m.columns.0 {
                 let r = role_index.get(&c.value).copied();
                 if r.is_none() {
-                    cx.err_hint(codes::UNKNOWN_ROLE, loc(file, c), format!("unknown role `{}`", c.value), suggest(&c.value, role_index.keys().map(String::as_str)));
+                    cx.err_hint(
+                        codes::UNKNOWN_ROLE,
+                        loc(file, c),
+                        format!("unknown role `{}`", c.value),
+                        suggest(&c.value, role_index.keys().map(String::as_str)),
+                    );
                 }
                 cols.push(r);
             }
             for (row, cells) in &m.rows.0 {
                 let Some(&kid) = kind_index.get(&row.value) else {
-                    cx.err_hint(codes::UNKNOWN_RESOURCE, loc(file, row), format!("unknown resource kind `{}`", row.value), suggest(&row.value, kind_index.keys().map(String::as_str)));
+                    cx.err_hint(
+                        codes::UNKNOWN_RESOURCE,
+                        loc(file, row),
+                        format!("unknown resource kind `{}`", row.value),
+                        suggest(&row.value, kind_index.keys().map(String::as_str)),
+                    );
                     continue;
                 };
                 if cells.0.len() != cols.len() {
-                    cx.err(codes::SHAPE, loc(file, row), format!("row `{}` has {} cells for {} columns", row.value, cells.0.len(), cols.len()));
+                    cx.err(
+                        codes::SHAPE,
+                        loc(file, row),
+                        format!("row `{}` has {} cells for {} columns", row.value, cells.0.len(), cols.len()),
+                    );
                     continue;
                 }
                 let Some(kind) = kinds.get(kid as usize) else { continue };
@@ -671,15 +788,31 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     if matches!(c.to_ascii_lowercase().as_str(), "none" | "n/a" | "-" | "no_access" | "no access") {
                         continue;
                     }
-                    let Some(set) = kind.vocab.get(c).copied().or(if c == "*" { Some(all_actions(kind)) } else { None }) else {
-                        cx.err_hint(codes::UNKNOWN_ACTION, loc(file, cell), format!("`{c}` is not an action or permission of `{}`", kind.name), suggest(c, kind.vocab.keys().map(String::as_str)).or(Some("use a permission level, an action, or `none`".into())));
+                    let Some(set) =
+                        kind.vocab.get(c).copied().or(if c == "*" { Some(all_actions(kind)) } else { None })
+                    else {
+                        cx.err_hint(
+                            codes::UNKNOWN_ACTION,
+                            loc(file, cell),
+                            format!("`{c}` is not an action or permission of `{}`", kind.name),
+                            suggest(c, kind.vocab.keys().map(String::as_str))
+                                .or(Some("use a permission level, an action, or `none`".into())),
+                        );
                         continue;
                     };
                     let Some(role) = *col else { continue };
                     if let Some(b) = role_has_rules.get_mut(role as usize) {
                         *b = true;
                     }
-                    rules.push(Rule { effect: Effect::Grant, role: Some(role), cond: None, cond_text: None, description: m.description.clone(), location: loc(file, cell), targets: vec![(kid, set)] });
+                    rules.push(Rule {
+                        effect: Effect::Grant,
+                        role: Some(role),
+                        cond: None,
+                        cond_text: None,
+                        description: m.description.clone(),
+                        location: loc(file, cell),
+                        targets: vec![(kid, set)],
+                    });
                 }
             }
         }
@@ -719,7 +852,12 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     for (i, p) in pending.iter().enumerate() {
         let grants_nothing = !role_has_rules.get(i).copied().unwrap_or(false) && p.raw.includes.0.is_empty();
         if grants_nothing && p.raw.grants.is_none() && !included_by_someone.get(i).copied().unwrap_or(false) {
-            cx.warn(codes::UNUSED_ROLE, p.name_loc.clone(), format!("role `{}` grants nothing", roles.get(i).map(|r| r.name.as_str()).unwrap_or("")), "if that is intended (e.g. an alert-only contact), write `grants: []`");
+            cx.warn(
+                codes::UNUSED_ROLE,
+                p.name_loc.clone(),
+                format!("role `{}` grants nothing", roles.get(i).map(|r| r.name.as_str()).unwrap_or("")),
+                "if that is intended (e.g. an alert-only contact), write `grants: []`",
+            );
         }
     }
     for (i, l) in levels.iter().enumerate() {
@@ -727,9 +865,20 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         let referenced = used_levels & (1u64 << i) != 0;
         let any_default_role = pending.iter().any(|p| p.raw.held_at.is_none());
         let any_default_kind = files.iter().any(|(_, f)| f.resources.0.iter().any(|(_, r)| r.scopes.is_none()));
-        if !has_child && !referenced && !any_default_role && !any_default_kind && !l.tenant {
-            if let Some(at) = level_loc.get(i) {
-                cx.warn(codes::UNUSED_LEVEL, at.clone(), format!("scope level `{}` is used by no role or resource kind", l.name), "remove it, or list it under a role's `held_at` or a kind's `scopes`");
+        if !has_child
+            && !referenced
+            && !any_default_role
+            && !any_default_kind
+            && !l.tenant
+            && let Some(at) = level_loc.get(i)
+        {
+            {
+                cx.warn(
+                    codes::UNUSED_LEVEL,
+                    at.clone(),
+                    format!("scope level `{}` is used by no role or resource kind", l.name),
+                    "remove it, or list it under a role's `held_at` or a kind's `scopes`",
+                );
             }
         }
     }
@@ -743,11 +892,21 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             continue;
         }
         let Some(&kid) = kind_index.get(&d.value.resource.value) else {
-            cx.err_hint(codes::UNKNOWN_RESOURCE, loc(file, &d.value.resource), format!("unknown resource kind `{}`", d.value.resource.value), suggest(&d.value.resource.value, kind_index.keys().map(String::as_str)));
+            cx.err_hint(
+                codes::UNKNOWN_RESOURCE,
+                loc(file, &d.value.resource),
+                format!("unknown resource kind `{}`", d.value.resource.value),
+                suggest(&d.value.resource.value, kind_index.keys().map(String::as_str)),
+            );
             continue;
         };
-        let Some(action) = kinds.get(kid as usize).and_then(|k| k.action_index.get(&d.value.action.value).copied()) else {
-            cx.err(codes::UNKNOWN_ACTION, loc(file, &d.value.action), format!("`{}` is not an action of `{}`", d.value.action.value, d.value.resource.value));
+        let Some(action) = kinds.get(kid as usize).and_then(|k| k.action_index.get(&d.value.action.value).copied())
+        else {
+            cx.err(
+                codes::UNKNOWN_ACTION,
+                loc(file, &d.value.action),
+                format!("`{}` is not an action of `{}`", d.value.action.value, d.value.resource.value),
+            );
             continue;
         };
         let strictly_below = match d.value.rank.as_ref().map(|r| r.value.as_str()) {
@@ -755,7 +914,12 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             Some("below_own") => true,
             Some(other) => {
                 if let Some(r) = &d.value.rank {
-                    cx.err_hint(codes::BAD_VALUE, loc(file, r), format!("unknown rank rule `{other}`"), Some("use `at_most_own` or `below_own`".into()));
+                    cx.err_hint(
+                        codes::BAD_VALUE,
+                        loc(file, r),
+                        format!("unknown rank rule `{other}`"),
+                        Some("use `at_most_own` or `below_own`".into()),
+                    );
                 }
                 false
             }
@@ -772,17 +936,33 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             for r in &v.roles.0 {
                 match role_index.get(&r.value) {
                     Some(id) => rids.push(*id),
-                    None => cx.err_hint(codes::UNKNOWN_ROLE, loc(file, r), format!("unknown role `{}`", r.value), suggest(&r.value, role_index.keys().map(String::as_str))),
+                    None => cx.err_hint(
+                        codes::UNKNOWN_ROLE,
+                        loc(file, r),
+                        format!("unknown role `{}`", r.value),
+                        suggest(&r.value, role_index.keys().map(String::as_str)),
+                    ),
                 }
             }
             let Some(&level) = level_index.get(&v.level.value) else {
-                cx.err_hint(codes::UNKNOWN_LEVEL, loc(file, &v.level), format!("unknown scope level `{}`", v.level.value), suggest(&v.level.value, level_index.keys().map(String::as_str)));
+                cx.err_hint(
+                    codes::UNKNOWN_LEVEL,
+                    loc(file, &v.level),
+                    format!("unknown scope level `{}`", v.level.value),
+                    suggest(&v.level.value, level_index.keys().map(String::as_str)),
+                );
                 continue;
             };
             if invariants.iter().any(|i: &Invariant| i.name == v.name.value) {
                 cx.err(codes::DUPLICATE, loc(file, &v.name), format!("invariant `{}` is declared twice", v.name.value));
             }
-            invariants.push(Invariant { name: v.name.value.clone(), description: v.description.clone(), roles: rids, level, at_least: v.at_least });
+            invariants.push(Invariant {
+                name: v.name.value.clone(),
+                description: v.description.clone(),
+                roles: rids,
+                level,
+                at_least: v.at_least,
+            });
         }
     }
 
@@ -800,14 +980,23 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         name: name.map(|(n, _)| n).unwrap_or_default(),
         description,
         combine,
+        tenant_level: levels.iter().position(|l| l.tenant).and_then(|p| LevelId::try_from(p).ok()),
         levels,
         kinds,
         kind_index,
         resource_attr_names,
-        principal_attr_index: principal_attrs.iter().enumerate().map(|(i, (n, _))| (n.clone(), u16::try_from(i).unwrap_or(u16::MAX))).collect(),
+        principal_attr_index: principal_attrs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect(),
         principal_attrs,
         principal_defaults: principal_defaults.into_boxed_slice(),
-        context_attr_index: context_attrs.iter().enumerate().map(|(i, (n, _))| (n.clone(), u16::try_from(i).unwrap_or(u16::MAX))).collect(),
+        context_attr_index: context_attrs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect(),
         context_attrs,
         context_defaults: context_defaults.into_boxed_slice(),
         roles,
@@ -863,12 +1052,40 @@ fn all_actions(k: &Kind) -> ActionSet {
 
 /// Expand permission definitions into `vocab`. Local (kind-level) permissions must resolve;
 /// global ones are added only where every name they use resolves for this kind.
-fn resolve_perms(cx: &mut Ctx, kind: &str, defs: &[(String, Vec<S<String>>, SourceLocation, &str)], vocab: &mut FxHashMap<String, ActionSet>, strict: bool) {
-    let index: FxHashMap<&str, usize> = defs.iter().enumerate().map(|(i, d)| (d.0.as_str(), i)).collect();
+fn resolve_perms(
+    cx: &mut Ctx,
+    kind: &str,
+    local: &[(String, Vec<S<String>>, SourceLocation, &str)],
+    global: &[(String, Vec<S<String>>, SourceLocation, &str)],
+    vocab: &mut FxHashMap<String, ActionSet>,
+) {
+    // Kind-level definitions first (they win over shared ones of the same name, and may use
+    // shared ones); only they must resolve, shared ones apply where they fit.
+    let mut defs: Vec<(String, Vec<S<String>>, SourceLocation, &str)> = local.to_vec();
+    defs.extend(global.iter().filter(|g| !local.iter().any(|l| l.0 == g.0)).cloned());
+    let strict_below = local.len();
+    let defs = &defs[..];
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+    for (i, d) in defs.iter().enumerate() {
+        index.entry(d.0.as_str()).or_insert(i);
+    }
     // 0 = unvisited, 1 = in progress, 2 = done (resolved or failed)
     let mut state = vec![0u8; defs.len()];
     let mut result: Vec<Option<ActionSet>> = vec![None; defs.len()];
-    fn visit(i: usize, cx: &mut Ctx, kind: &str, defs: &[(String, Vec<S<String>>, SourceLocation, &str)], index: &FxHashMap<&str, usize>, vocab: &FxHashMap<String, ActionSet>, state: &mut [u8], result: &mut [Option<ActionSet>], strict: bool, depth: usize) -> Option<ActionSet> {
+    #[expect(clippy::too_many_arguments, reason = "a local recursive helper over the resolution state")]
+    fn visit(
+        i: usize,
+        cx: &mut Ctx,
+        kind: &str,
+        defs: &[(String, Vec<S<String>>, SourceLocation, &str)],
+        index: &FxHashMap<&str, usize>,
+        vocab: &FxHashMap<String, ActionSet>,
+        state: &mut [u8],
+        result: &mut [Option<ActionSet>],
+        strict_below: usize,
+        depth: usize,
+    ) -> Option<ActionSet> {
+        let strict = i < strict_below;
         match state.get(i).copied() {
             Some(2) => return result.get(i).copied().flatten(),
             Some(1) => {
@@ -887,19 +1104,34 @@ fn resolve_perms(cx: &mut Ctx, kind: &str, defs: &[(String, Vec<S<String>>, Sour
         }
         let mut set: ActionSet = 0;
         let mut ok = true;
-        let Some(def) = defs.get(i) else { return None };
+        let def = defs.get(i)?;
         for item in &def.1 {
             if let Some(&b) = vocab.get(&item.value) {
                 set |= b;
             } else if let Some(&j) = index.get(item.value.as_str()) {
-                match visit(j, cx, kind, defs, index, vocab, state, result, strict, depth + 1) {
+                match visit(j, cx, kind, defs, index, vocab, state, result, strict_below, depth + 1) {
                     Some(b) => set |= b,
-                    None => ok = false,
+                    None => {
+                        ok = false;
+                        if strict && j >= strict_below {
+                            cx.err_hint(
+                                codes::UNKNOWN_ACTION,
+                                loc(def.3, item),
+                                format!("shared permission `{}` does not fit `{kind}`", item.value),
+                                Some("every action it names must be an action of this kind".into()),
+                            );
+                        }
+                    }
                 }
             } else {
                 ok = false;
                 if strict {
-                    cx.err_hint(codes::UNKNOWN_ACTION, loc(def.3, item), format!("`{}` is not an action or permission of `{kind}`", item.value), suggest(&item.value, vocab.keys().map(String::as_str)));
+                    cx.err_hint(
+                        codes::UNKNOWN_ACTION,
+                        loc(def.3, item),
+                        format!("`{}` is not an action or permission of `{kind}`", item.value),
+                        suggest(&item.value, vocab.keys().map(String::as_str)),
+                    );
                 }
             }
         }
@@ -913,7 +1145,7 @@ fn resolve_perms(cx: &mut Ctx, kind: &str, defs: &[(String, Vec<S<String>>, Sour
         out
     }
     for i in 0..defs.len() {
-        visit(i, cx, kind, defs, &index, vocab, &mut state, &mut result, strict, 0);
+        visit(i, cx, kind, defs, &index, vocab, &mut state, &mut result, strict_below, 0);
     }
     for (i, d) in defs.iter().enumerate() {
         if let Some(Some(set)) = result.get(i) {
@@ -947,18 +1179,28 @@ fn role_closures(cx: &mut Ctx, roles: &[Role], locs: &[SourceLocation]) -> Vec<V
                         }
                         stack.push((c, 0));
                     }
-                    Some(1) => {
-                        if !in_cycle.get(c).copied().unwrap_or(true) {
-                            if let Some(b) = in_cycle.get_mut(c) {
-                                *b = true;
-                            }
-                            let path: Vec<&str> = stack.iter().skip_while(|(s, _)| *s != c).filter_map(|(s, _)| roles.get(*s).map(|r| r.name.as_str())).collect();
-                            if let Some(l) = locs.get(c) {
-                                cx.diags.push(
-                                    Diagnostic::error(codes::CYCLE, l.clone(), format!("role inclusion cycle: {} -> {}", path.join(" -> "), roles.get(c).map(|r| r.name.as_str()).unwrap_or("")))
-                                        .hint("a role may not include itself, directly or through others"),
-                                );
-                            }
+                    Some(1) if !in_cycle.get(c).copied().unwrap_or(true) => {
+                        if let Some(b) = in_cycle.get_mut(c) {
+                            *b = true;
+                        }
+                        let path: Vec<&str> = stack
+                            .iter()
+                            .skip_while(|(s, _)| *s != c)
+                            .filter_map(|(s, _)| roles.get(*s).map(|r| r.name.as_str()))
+                            .collect();
+                        if let Some(l) = locs.get(c) {
+                            cx.diags.push(
+                                Diagnostic::error(
+                                    codes::CYCLE,
+                                    l.clone(),
+                                    format!(
+                                        "role inclusion cycle: {} -> {}",
+                                        path.join(" -> "),
+                                        roles.get(c).map(|r| r.name.as_str()).unwrap_or("")
+                                    ),
+                                )
+                                .hint("a role may not include itself, directly or through others"),
+                            );
                         }
                     }
                     _ => {}
@@ -1005,11 +1247,21 @@ impl RuleCtx<'_> {
         let at = loc(file, g);
         let word = if effect == Effect::Grant { "grant" } else { "deny" };
         if raw.resources.0.is_empty() {
-            cx.err_hint(codes::SHAPE, at.clone(), format!("{word} names no resource kinds"), Some("add `resources: [kind, ...]` (or `[\"*\"]` for every kind)".into()));
+            cx.err_hint(
+                codes::SHAPE,
+                at.clone(),
+                format!("{word} names no resource kinds"),
+                Some("add `resources: [kind, ...]` (or `[\"*\"]` for every kind)".into()),
+            );
             return None;
         }
         if raw.actions.0.is_empty() {
-            cx.err_hint(codes::SHAPE, at.clone(), format!("{word} names no actions"), Some("add `actions: [action or permission, ...]` (or `[\"*\"]`)".into()));
+            cx.err_hint(
+                codes::SHAPE,
+                at.clone(),
+                format!("{word} names no actions"),
+                Some("add `actions: [action or permission, ...]` (or `[\"*\"]`)".into()),
+            );
             return None;
         }
         let wildcard = raw.resources.0.iter().any(|r| r.value == "*");
@@ -1027,7 +1279,12 @@ impl RuleCtx<'_> {
                     }
                     None => {
                         ok = false;
-                        cx.err_hint(codes::UNKNOWN_RESOURCE, loc(file, r), format!("unknown resource kind `{}`", r.value), suggest(&r.value, self.kind_index.keys().map(String::as_str)));
+                        cx.err_hint(
+                            codes::UNKNOWN_RESOURCE,
+                            loc(file, r),
+                            format!("unknown resource kind `{}`", r.value),
+                            suggest(&r.value, self.kind_index.keys().map(String::as_str)),
+                        );
                     }
                 }
             }
@@ -1043,7 +1300,12 @@ impl RuleCtx<'_> {
                     set |= *b;
                 } else if !wildcard {
                     ok = false;
-                    cx.err_hint(codes::UNKNOWN_ACTION, loc(file, a), format!("`{}` is not an action or permission of `{}`", a.value, kind.name), suggest(&a.value, kind.vocab.keys().map(String::as_str)));
+                    cx.err_hint(
+                        codes::UNKNOWN_ACTION,
+                        loc(file, a),
+                        format!("`{}` is not an action or permission of `{}`", a.value, kind.name),
+                        suggest(&a.value, kind.vocab.keys().map(String::as_str)),
+                    );
                 }
             }
             if set != 0 {
@@ -1055,7 +1317,12 @@ impl RuleCtx<'_> {
                 if a.value != "*" && !self.kinds.iter().any(|k| k.vocab.contains_key(&a.value)) {
                     ok = false;
                     let all: Vec<&str> = self.kinds.iter().flat_map(|k| k.vocab.keys().map(String::as_str)).collect();
-                    cx.err_hint(codes::UNKNOWN_ACTION, loc(file, a), format!("`{}` is an action or permission of no resource kind", a.value), suggest(&a.value, all.into_iter()));
+                    cx.err_hint(
+                        codes::UNKNOWN_ACTION,
+                        loc(file, a),
+                        format!("`{}` is an action or permission of no resource kind", a.value),
+                        suggest(&a.value, all.into_iter()),
+                    );
                 }
             }
         }
@@ -1063,10 +1330,19 @@ impl RuleCtx<'_> {
         if let Some(w) = &raw.when {
             let wloc = cond_location(file, w, self.texts);
             let mut first: Option<crate::expr::Expr> = None;
-            let check_kinds: Vec<Option<&Kind>> = if targets.is_empty() { vec![None] } else { targets.iter().map(|(k, _)| self.kinds.get(*k as usize)).collect() };
+            let check_kinds: Vec<Option<&Kind>> = if targets.is_empty() {
+                vec![None]
+            } else {
+                targets.iter().map(|(k, _)| self.kinds.get(*k as usize)).collect()
+            };
             let mut reported = false;
             for k in check_kinds {
-                let r = AttrResolver { principal: self.pmap, context: self.cmap, kind: k, kind_name: k.map(|k| k.name.as_str()).unwrap_or("?") };
+                let r = AttrResolver {
+                    principal: self.pmap,
+                    context: self.cmap,
+                    kind: k,
+                    kind_name: k.map(|k| k.name.as_str()).unwrap_or("?"),
+                };
                 match expr::compile(&w.value, &r) {
                     Ok(e) => {
                         if first.is_none() {

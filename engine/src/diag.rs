@@ -40,12 +40,6 @@ impl SourceLocation {
         Self { file: file.into(), line, column, offset: None, length: 0 }
     }
 
-    pub(crate) fn with_span(mut self, offset: Option<usize>, length: usize) -> Self {
-        self.offset = offset;
-        self.length = length;
-        self
-    }
-
     pub(crate) fn from_saphyr(file: &str, loc: &serde_saphyr::Location) -> Self {
         let span = loc.span();
         Self {
@@ -191,7 +185,6 @@ pub(crate) mod codes {
     pub(crate) const UNKNOWN_RESOURCE: &str = "RS012";
     pub(crate) const UNKNOWN_ACTION: &str = "RS013";
     pub(crate) const UNKNOWN_ROLE: &str = "RS014";
-    pub(crate) const UNKNOWN_ATTRIBUTE: &str = "RS015";
     pub(crate) const BAD_TYPE: &str = "RS016";
     pub(crate) const CYCLE: &str = "RS020";
     pub(crate) const SCOPE_TREE: &str = "RS021";
@@ -201,7 +194,6 @@ pub(crate) mod codes {
     pub(crate) const BAD_VALUE: &str = "RS025";
     pub(crate) const CONDITION_SYNTAX: &str = "RS030";
     pub(crate) const CONDITION_TYPE: &str = "RS031";
-    pub(crate) const BAD_SCOPE_PATH: &str = "RS040";
     pub(crate) const BAD_ASSIGNMENT: &str = "RS041";
     pub(crate) const UNUSED_ROLE: &str = "RS050";
     pub(crate) const UNUSED_LEVEL: &str = "RS051";

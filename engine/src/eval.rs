@@ -12,8 +12,8 @@ use crate::decision::{
 };
 use crate::expr::Env;
 use crate::policy::{
-    Combine, Effect, KindId, Policy, PreparedAssignment, PreparedContext, PreparedPrincipal, PreparedResource, Status,
-    bit,
+    Combine, Effect, KindId, Policy, PreparedAssignment, PreparedContext, PreparedPrincipal, PreparedResource,
+    ScopeKey, Status, TenantAccess, bit,
 };
 use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
 use crate::value::Value;
@@ -54,20 +54,19 @@ pub struct AllowedActions {
     pub allowed: Vec<String>,
 }
 
-#[inline]
 fn is_within(prefix: &str, path: &str) -> bool {
     let (p, q) = (prefix.as_bytes(), path.as_bytes());
     q.starts_with(p) && (q.len() == p.len() || q.get(p.len()) == Some(&b'/'))
 }
 
 #[inline]
-fn covers(a: &PreparedAssignment, scope: &str) -> bool {
-    if !is_within(&a.scope, scope) {
+fn covers(a: &PreparedAssignment, scope: &ScopeKey) -> bool {
+    if !scope.within(&a.scope) {
         return false;
     }
     match &a.tenants {
         None => true,
-        Some(ts) => scope.len() == a.scope.len() || ts.iter().any(|t| is_within(t, scope)),
+        Some(ts) => scope.depth() == a.scope.depth() || ts.iter().any(|t| scope.within(t)),
     }
 }
 
@@ -107,10 +106,7 @@ impl Policy {
     /// [`PreparedPrincipal::ignored_assignments`].
     pub fn prepare_principal(&self, p: &Principal) -> Result<PreparedPrincipal, RequestError> {
         let status = Status::parse(p.status.as_deref()).ok_or_else(|| {
-            RequestError::new(
-                Reason::InvalidRequest,
-                format!("unknown status `{}`", p.status.as_deref().unwrap_or("")),
-            )
+            RequestError::new(Reason::InvalidRequest, format!("unknown status `{}`", p.status.as_deref().unwrap_or("")))
         })?;
         let mut attrs: Vec<Option<Value>> = self.principal_defaults.to_vec();
         for (k, v) in &p.attributes {
@@ -133,10 +129,7 @@ impl Policy {
             }
         }
         if p.assignments.len() > MAX_ASSIGNMENTS {
-            return Err(RequestError::new(
-                Reason::InvalidRequest,
-                format!("more than {MAX_ASSIGNMENTS} assignments"),
-            ));
+            return Err(RequestError::new(Reason::InvalidRequest, format!("more than {MAX_ASSIGNMENTS} assignments")));
         }
         let mut assignments = Vec::with_capacity(p.assignments.len());
         let mut ignored = Vec::new();
@@ -167,22 +160,37 @@ impl Policy {
             let lname = self.level(level).map(|l| l.name.as_str()).unwrap_or("?");
             return Err(format!("assignment {index}: role `{}` may not be held at level `{lname}`", a.role));
         }
-        let tenants = match &a.tenants {
+        // Roles may fix how far they reach below the tenant level, whatever the assignment says.
+        let above_tenants = self.tenant_level.is_some_and(|t| self.level_above(level, t));
+        let list = match r.tenant_access {
+            TenantAccess::All => None,
+            TenantAccess::Listed if above_tenants => Some(a.tenants.clone().unwrap_or_default()),
+            _ => a.tenants.clone(),
+        };
+        let tenants = match &list {
             None => None,
             Some(list) => {
-                let mut out: Vec<Box<str>> = Vec::with_capacity(list.len());
+                let mut out: Vec<ScopeKey> = Vec::with_capacity(list.len());
                 for t in list {
                     let full = if is_within(&a.scope, t) { t.clone() } else { format!("{}/{t}", a.scope) };
                     if full.len() <= a.scope.len() {
                         return Err(format!("assignment {index}: tenant `{t}` is not below `{}`", a.scope));
                     }
-                    self.scope_level(&full).map_err(|e| format!("assignment {index}: tenant `{t}`: {e}"))?;
-                    out.push(full.into());
+                    let tl = self.scope_level(&full).map_err(|e| format!("assignment {index}: tenant `{t}`: {e}"))?;
+                    if let Some(want) = self.tenant_level
+                        && tl != want
+                    {
+                        let wname = self.level(want).map(|l| l.name.as_str()).unwrap_or("?");
+                        return Err(format!(
+                            "assignment {index}: `{t}` is not a whole tenant; list `{wname}` nodes (tenants are assigned in their entirety)"
+                        ));
+                    }
+                    out.push(ScopeKey::new(&full));
                 }
                 Some(out.into_boxed_slice())
             }
         };
-        Ok(PreparedAssignment { index, role, rank: r.rank, level, scope: a.scope.as_str().into(), tenants })
+        Ok(PreparedAssignment { index, role, rank: r.rank, level, scope: ScopeKey::new(&a.scope), tenants })
     }
 
     /// Check a resource against the policy: kind declared, scope well-formed and allowed for
@@ -224,11 +232,19 @@ impl Policy {
                 *slot = Some(val);
             }
         }
-        Ok(PreparedResource { kind: kid, id: r.id.as_str().into(), scope: r.scope.as_str().into(), attrs: attrs.into_boxed_slice() })
+        Ok(PreparedResource {
+            kind: kid,
+            id: r.id.as_str().into(),
+            scope: ScopeKey::new(&r.scope),
+            attrs: attrs.into_boxed_slice(),
+        })
     }
 
     /// Check request context against the policy's `attributes.context`.
-    pub fn prepare_context(&self, c: &serde_json::Map<String, serde_json::Value>) -> Result<PreparedContext, RequestError> {
+    pub fn prepare_context(
+        &self,
+        c: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<PreparedContext, RequestError> {
         let mut attrs: Vec<Option<Value>> = self.context_defaults.to_vec();
         for (k, v) in c {
             let Some(&i) = self.context_attr_index.get(k) else {
@@ -239,7 +255,10 @@ impl Policy {
             }
             let Some(ty) = self.context_attrs.get(usize::from(i)).map(|x| x.1) else { continue };
             let val = Value::from_json(ty, v).map_err(|m| {
-                RequestError::new(Reason::InvalidAttribute, format!("context attribute `{k}` must be a {}: {}", m.expected, m.detail))
+                RequestError::new(
+                    Reason::InvalidAttribute,
+                    format!("context attribute `{k}` must be a {}: {}", m.expected, m.detail),
+                )
             })?;
             if let Some(slot) = attrs.get_mut(usize::from(i)) {
                 *slot = Some(val);
@@ -248,12 +267,18 @@ impl Policy {
         Ok(PreparedContext { attrs: attrs.into_boxed_slice() })
     }
 
-    fn resolve_principal<'a>(&'a self, p: &PrincipalRef, owned: &'a mut Option<PreparedPrincipal>) -> Result<&'a PreparedPrincipal, RequestError> {
+    fn resolve_principal<'a>(
+        &'a self,
+        p: &PrincipalRef,
+        owned: &'a mut Option<PreparedPrincipal>,
+    ) -> Result<&'a PreparedPrincipal, RequestError> {
         match p {
-            PrincipalRef::Id(id) => self
-                .principals
-                .get(id)
-                .ok_or_else(|| RequestError::new(Reason::UnknownPrincipal, format!("no principal `{id}` is filed with policy `{}`", self.name))),
+            PrincipalRef::Id(id) => self.principals.get(id).ok_or_else(|| {
+                RequestError::new(
+                    Reason::UnknownPrincipal,
+                    format!("no principal `{id}` is filed with policy `{}`", self.name),
+                )
+            }),
             PrincipalRef::Inline(p) => Ok(owned.insert(self.prepare_principal(p)?)),
         }
     }
@@ -269,7 +294,11 @@ impl Policy {
         }
     }
 
-    fn prepare_request<'a>(&'a self, req: &Request, owned: &'a mut Option<PreparedPrincipal>) -> Result<(&'a PreparedPrincipal, PreparedResource, PreparedContext), Decision> {
+    fn prepare_request<'a>(
+        &'a self,
+        req: &Request,
+        owned: &'a mut Option<PreparedPrincipal>,
+    ) -> Result<(&'a PreparedPrincipal, PreparedResource, PreparedContext), Decision> {
         let p = self.resolve_principal(&req.principal, owned).map_err(RequestError::into_decision)?;
         if p.status != Status::Active {
             return Err(Decision::deny(Reason::PrincipalInactive));
@@ -295,7 +324,14 @@ impl Policy {
         Decision::deny_with(Reason::UnknownAction, format!("`{action}` is not an action of `{kname}`"))
     }
 
-    pub(crate) fn decide_inner<T: Tracer>(&self, p: &PreparedPrincipal, action: u8, r: &PreparedResource, ctx: &PreparedContext, t: &mut T) -> Decision {
+    pub(crate) fn decide_inner<T: Tracer>(
+        &self,
+        p: &PreparedPrincipal,
+        action: u8,
+        r: &PreparedResource,
+        ctx: &PreparedContext,
+        t: &mut T,
+    ) -> Decision {
         if p.status != Status::Active {
             if T::ON {
                 t.push(Step::Inactive(p.status));
@@ -309,7 +345,7 @@ impl Policy {
             principal_attrs: &p.attrs,
             resource_id: &r.id,
             resource_kind: kname,
-            resource_scope: &r.scope,
+            resource_scope: &r.scope.path,
             resource_attrs: &r.attrs,
             context_attrs: &ctx.attrs,
         };
@@ -372,10 +408,18 @@ impl Policy {
             let Some(kr) = self.role(a.role).and_then(|role| role.table.get(r.kind)) else { continue };
             if kr.allow & abit != 0 {
                 let rule = kr.grants.iter().find(|e| !e.conditional && e.actions & abit != 0).map(|e| e.rule);
-                if T::ON && let Some(rule) = rule {
+                if T::ON
+                    && let Some(rule) = rule
+                {
                     t.push(Step::Rule { rule, assignment: Some(a.index), outcome: "matched" });
                 }
-                return Decision { allowed: true, reason: Reason::Allowed, rule, assignment: Some(a.index), detail: None };
+                return Decision {
+                    allowed: true,
+                    reason: Reason::Allowed,
+                    rule,
+                    assignment: Some(a.index),
+                    detail: None,
+                };
             }
             for e in &kr.grants {
                 if e.actions & abit == 0 || !e.conditional {
@@ -391,7 +435,13 @@ impl Policy {
                     t.push(Step::Rule { rule: e.rule, assignment: Some(a.index), outcome });
                 }
                 if matches!(res, Some(Ok(true))) {
-                    return Decision { allowed: true, reason: Reason::Allowed, rule: Some(e.rule), assignment: Some(a.index), detail: None };
+                    return Decision {
+                        allowed: true,
+                        reason: Reason::Allowed,
+                        rule: Some(e.rule),
+                        assignment: Some(a.index),
+                        detail: None,
+                    };
                 }
                 saw_condition = true;
             }
@@ -399,7 +449,14 @@ impl Policy {
         Decision::deny(if saw_condition { Reason::ConditionFalse } else { Reason::NoMatchingGrant })
     }
 
-    fn first_deny<T: Tracer>(&self, denies: &[crate::policy::Entry], abit: u128, env: &Env<'_>, assignment: Option<u16>, t: &mut T) -> Option<Decision> {
+    fn first_deny<T: Tracer>(
+        &self,
+        denies: &[crate::policy::Entry],
+        abit: u128,
+        env: &Env<'_>,
+        assignment: Option<u16>,
+        t: &mut T,
+    ) -> Option<Decision> {
         for e in denies {
             if e.actions & abit == 0 {
                 continue;
@@ -417,14 +474,25 @@ impl Policy {
                 t.push(Step::Rule { rule: e.rule, assignment, outcome });
             }
             if fires {
-                return Some(Decision { allowed: false, reason: Reason::ExplicitDeny, rule: Some(e.rule), assignment, detail: None });
+                return Some(Decision {
+                    allowed: false,
+                    reason: Reason::ExplicitDeny,
+                    rule: Some(e.rule),
+                    assignment,
+                    detail: None,
+                });
             }
         }
         None
     }
 
     /// The actions `p` may take on `r`, in the kind's declaration order.
-    pub fn allowed_actions(&self, p: &PreparedPrincipal, r: &PreparedResource, ctx: &PreparedContext) -> AllowedActions {
+    pub fn allowed_actions(
+        &self,
+        p: &PreparedPrincipal,
+        r: &PreparedResource,
+        ctx: &PreparedContext,
+    ) -> AllowedActions {
         let mut allowed = Vec::new();
         if p.status == Status::Active
             && let Some(kind) = self.kind(r.kind)
@@ -441,7 +509,13 @@ impl Policy {
 
     /// For each resource, which of `actions` `p` may take: one bitmask per resource, bit `i`
     /// set when `actions[i]` is allowed (at most 64 actions). Unknown actions are never set.
-    pub fn check_batch(&self, p: &PreparedPrincipal, actions: &[&str], resources: &[PreparedResource], ctx: &PreparedContext) -> Vec<u64> {
+    pub fn check_batch(
+        &self,
+        p: &PreparedPrincipal,
+        actions: &[&str],
+        resources: &[PreparedResource],
+        ctx: &PreparedContext,
+    ) -> Vec<u64> {
         let mut out = Vec::with_capacity(resources.len());
         for r in resources {
             let mut m = 0u64;
@@ -493,7 +567,14 @@ impl Policy {
             }
             Ok((p, r, c)) => {
                 for (i, why) in &p.ignored {
-                    steps.push(ExplainStep { step: "assignment".into(), message: format!("ignored: {why}"), source: None, rule: None, role: p.source.get(usize::from(*i)).map(|a| a.role.clone()), outcome: "ignored".into() });
+                    steps.push(ExplainStep {
+                        step: "assignment".into(),
+                        message: format!("ignored: {why}"),
+                        source: None,
+                        rule: None,
+                        role: p.source.get(usize::from(*i)).map(|a| a.role.clone()),
+                        outcome: "ignored".into(),
+                    });
                 }
                 let d = match self.kind(r.kind).and_then(|k| k.action_index.get(&req.action).copied()) {
                     Some(a) => self.decide_inner(p, a, &r, &c, &mut trace),
@@ -519,24 +600,47 @@ impl Policy {
 
     fn describe_step(&self, s: &Step, p: Option<&PreparedPrincipal>) -> ExplainStep {
         match s {
-            Step::Inactive(st) => ExplainStep { step: "status".into(), message: format!("principal is {}; inactive principals are denied everything", st.as_str()), source: None, rule: None, role: None, outcome: "inactive".into() },
+            Step::Inactive(st) => ExplainStep {
+                step: "status".into(),
+                message: format!("principal is {}; inactive principals are denied everything", st.as_str()),
+                source: None,
+                rule: None,
+                role: None,
+                outcome: "inactive".into(),
+            },
             Step::Assignment { index, covers, note } => {
                 let label = self.assignment_label(p, *index).unwrap_or_else(|| format!("assignment {index}"));
                 let role_name = p.and_then(|p| p.source.get(usize::from(*index))).map(|a| a.role.clone());
-                let src = role_name.as_ref().and_then(|n| self.role_index.get(n)).and_then(|r| self.role(*r)).map(|r| source_string(&r.location));
+                let src = role_name
+                    .as_ref()
+                    .and_then(|n| self.role_index.get(n))
+                    .and_then(|r| self.role(*r))
+                    .map(|r| source_string(&r.location));
                 let (message, outcome) = match (covers, note) {
-                    (true, Some(n)) => (format!("{label} covers the resource but is {n} by a higher-ranked role"), (*n).to_string()),
+                    (true, Some(n)) => {
+                        (format!("{label} covers the resource but is {n} by a higher-ranked role"), (*n).to_string())
+                    }
                     (true, None) => (format!("{label} covers the resource's scope"), "covers".to_string()),
                     (false, _) => (format!("{label} does not cover the resource's scope"), "skipped".to_string()),
                 };
                 ExplainStep { step: "assignment".into(), message, source: src, rule: None, role: role_name, outcome }
             }
-            Step::Rank(r) => ExplainStep { step: "rank".into(), message: format!("highest rank among covering roles is {r}; only roles of that rank apply"), source: None, rule: None, role: None, outcome: "selected".into() },
+            Step::Rank(r) => ExplainStep {
+                step: "rank".into(),
+                message: format!("highest rank among covering roles is {r}; only roles of that rank apply"),
+                source: None,
+                rule: None,
+                role: None,
+                outcome: "selected".into(),
+            },
             Step::Rule { rule, assignment, outcome } => {
                 let rl = self.rule(*rule);
                 let effect = rl.map(|r| if r.effect == Effect::Grant { "grant" } else { "deny" }).unwrap_or("rule");
                 let role = rl.and_then(|r| r.role).and_then(|r| self.role(r)).map(|r| r.name.clone());
-                let via = assignment.and_then(|i| self.assignment_label(p, i)).map(|l| format!(" via {l}")).unwrap_or_default();
+                let via = assignment
+                    .and_then(|i| self.assignment_label(p, i))
+                    .map(|l| format!(" via {l}"))
+                    .unwrap_or_default();
                 let cond = rl.and_then(|r| r.cond_text.as_deref()).map(|c| format!(" when `{c}`")).unwrap_or_default();
                 let who = role.as_deref().map(|r| format!("`{r}`")).unwrap_or_else(|| "policy-wide".into());
                 ExplainStep {
@@ -567,17 +671,32 @@ impl Policy {
         let what = format!("`{action}` on {} `{}` at `{}`", res.kind, res.id, res.scope);
         let explanation = match d.reason {
             Reason::Allowed => match matched.first() {
-                Some(m) => format!("{who} may take {what}: {} grants it ({})", m.assignment.clone().or(m.role.clone()).unwrap_or_default(), m.source),
+                Some(m) => format!(
+                    "{who} may take {what}: {} grants it ({})",
+                    m.assignment.clone().or(m.role.clone()).unwrap_or_default(),
+                    m.source
+                ),
                 None => format!("{who} may take {what}"),
             },
             Reason::ExplicitDeny => match matched.first() {
-                Some(m) => format!("{who} may not take {what}: denied by {} rule at {}{}", m.role.as_deref().map(|r| format!("a `{r}`")).unwrap_or_else(|| "a policy-wide".into()), m.source, m.condition.as_deref().map(|c| format!(" (when `{c}`)")).unwrap_or_default()),
+                Some(m) => format!(
+                    "{who} may not take {what}: denied by {} rule at {}{}",
+                    m.role.as_deref().map(|r| format!("a `{r}`")).unwrap_or_else(|| "a policy-wide".into()),
+                    m.source,
+                    m.condition.as_deref().map(|c| format!(" (when `{c}`)")).unwrap_or_default()
+                ),
                 None => format!("{who} may not take {what}: explicitly denied"),
             },
-            Reason::PrincipalInactive => format!("{who} is not active; suspended and deleted principals are denied everything"),
+            Reason::PrincipalInactive => {
+                format!("{who} is not active; suspended and deleted principals are denied everything")
+            }
             Reason::OutOfScope => format!("{who} may not take {what}: no assignment covers `{}`", res.scope),
-            Reason::NoMatchingGrant => format!("{who} may not take {what}: the roles held there grant no `{action}` on `{}`", res.kind),
-            Reason::ConditionFalse => format!("{who} may not take {what}: a grant exists but its condition does not hold"),
+            Reason::NoMatchingGrant => {
+                format!("{who} may not take {what}: the roles held there grant no `{action}` on `{}`", res.kind)
+            }
+            Reason::ConditionFalse => {
+                format!("{who} may not take {what}: a grant exists but its condition does not hold")
+            }
             _ => format!("request denied: {}", d.detail.as_deref().unwrap_or(d.reason.as_str())),
         };
         DecisionReport { allowed: d.allowed, reason: d.reason, matched, explanation, revision: self.revision.clone() }
@@ -587,7 +706,8 @@ impl Policy {
 
     /// The highest rank among `p`'s assignments covering `scope` (`None` when none does).
     fn effective_rank(&self, p: &PreparedPrincipal, scope: &str) -> Option<i64> {
-        p.assignments.iter().filter(|a| covers(a, scope)).map(|a| a.rank).max()
+        let key = ScopeKey::new(scope);
+        p.assignments.iter().filter(|a| covers(a, &key)).map(|a| a.rank).max()
     }
 
     /// May the principal assign `role` at `scope`? Only if it is active, holds the policy's
@@ -599,12 +719,19 @@ impl Policy {
         let p = match self.resolve_principal(&req.principal, &mut owned) {
             Ok(p) => p,
             Err(e) => {
-                let reason = if e.reason() == Reason::UnknownPrincipal { AssignReason::UnknownPrincipal } else { AssignReason::InvalidRequest };
+                let reason = if e.reason() == Reason::UnknownPrincipal {
+                    AssignReason::UnknownPrincipal
+                } else {
+                    AssignReason::InvalidRequest
+                };
                 return no(reason, e.message().to_string());
             }
         };
         if p.status != Status::Active {
-            return no(AssignReason::PrincipalInactive, format!("`{}` is {} and may assign nothing", p.id, p.status.as_str()));
+            return no(
+                AssignReason::PrincipalInactive,
+                format!("`{}` is {} and may assign nothing", p.id, p.status.as_str()),
+            );
         }
         let Some(rid) = self.role_index.get(&req.role).copied() else {
             return no(AssignReason::UnknownRole, format!("unknown role `{}`", req.role));
@@ -619,7 +746,10 @@ impl Policy {
         };
         if role.held_at & (1u64 << level) == 0 {
             let lname = self.level(level).map(|l| l.name.as_str()).unwrap_or("?");
-            return no(AssignReason::LevelNotAllowed, format!("role `{}` may not be held at level `{lname}`", role.name));
+            return no(
+                AssignReason::LevelNotAllowed,
+                format!("role `{}` may not be held at level `{lname}`", role.name),
+            );
         }
         let Some(del) = &self.delegation else {
             return no(AssignReason::NoDelegationRule, "the policy declares no `delegation` rule".into());
@@ -631,22 +761,36 @@ impl Policy {
         let target = PreparedResource {
             kind: del.kind,
             id: req.role.as_str().into(),
-            scope: req.scope.as_str().into(),
+            scope: ScopeKey::new(&req.scope),
             attrs: self.kind(del.kind).map(|k| self.resource_slots(k)).unwrap_or_default().into_boxed_slice(),
         };
         let d = self.decide_inner(p, del.action, &target, &ctx, &mut NoTrace);
         let kname = self.kind(del.kind).map(|k| k.name.as_str()).unwrap_or("?");
-        let aname = self.kind(del.kind).and_then(|k| k.actions.get(usize::from(del.action))).map(String::as_str).unwrap_or("?");
+        let aname =
+            self.kind(del.kind).and_then(|k| k.actions.get(usize::from(del.action))).map(String::as_str).unwrap_or("?");
         if !d.allowed {
-            return no(AssignReason::NotPermitted, format!("`{}` may not `{aname}` `{kname}` at `{}` ({})", p.id, req.scope, d.reason));
+            return no(
+                AssignReason::NotPermitted,
+                format!("`{}` may not `{aname}` `{kname}` at `{}` ({})", p.id, req.scope, d.reason),
+            );
         }
         let own = self.effective_rank(p, &req.scope).unwrap_or(i64::MIN);
         let too_high = if del.strictly_below { role.rank >= own } else { role.rank > own };
         if too_high {
             let rel = if del.strictly_below { "at or above" } else { "above" };
-            return no(AssignReason::RankExceedsOwn, format!("role `{}` (rank {}) ranks {rel} `{}`'s own rank {own} at `{}`", role.name, role.rank, p.id, req.scope));
+            return no(
+                AssignReason::RankExceedsOwn,
+                format!(
+                    "role `{}` (rank {}) ranks {rel} `{}`'s own rank {own} at `{}`",
+                    role.name, role.rank, p.id, req.scope
+                ),
+            );
         }
-        AssignDecision { allowed: true, reason: AssignReason::Allowed, explanation: format!("`{}` may assign `{}` at `{}`", p.id, role.name, req.scope) }
+        AssignDecision {
+            allowed: true,
+            reason: AssignReason::Allowed,
+            explanation: format!("`{}` may assign `{}` at `{}`", p.id, role.name, req.scope),
+        }
     }
 
     // ------------------------------------------------------------ invariants
@@ -655,7 +799,8 @@ impl Policy {
     /// active principal holds `admin_with_billing` at each MSP"). Principals that cannot be
     /// prepared count as holding nothing.
     pub fn check_invariants(&self, principals: &[Principal]) -> Vec<InvariantViolation> {
-        let prepared: Vec<PreparedPrincipal> = principals.iter().filter_map(|p| self.prepare_principal(p).ok()).collect();
+        let prepared: Vec<PreparedPrincipal> =
+            principals.iter().filter_map(|p| self.prepare_principal(p).ok()).collect();
         let mut out = Vec::new();
         for inv in &self.invariants {
             // nodes of the invariant's level mentioned by any assignment, in first-seen order
@@ -663,7 +808,7 @@ impl Policy {
             let mut counts: FxHashMap<String, u32> = FxHashMap::default();
             for p in &prepared {
                 for a in &p.assignments {
-                    if let Some(node) = self.ancestor_at(&a.scope, inv.level)
+                    if let Some(node) = self.ancestor_at(&a.scope.path, inv.level)
                         && !counts.contains_key(&node)
                     {
                         counts.insert(node.clone(), 0);
@@ -677,9 +822,9 @@ impl Policy {
                 }
                 let mut seen: Vec<&str> = Vec::new();
                 for a in &p.assignments {
-                    if a.level == inv.level && inv.roles.contains(&a.role) && !seen.contains(&&*a.scope) {
-                        seen.push(&a.scope);
-                        if let Some(c) = counts.get_mut(&*a.scope) {
+                    if a.level == inv.level && inv.roles.contains(&a.role) && !seen.contains(&&*a.scope.path) {
+                        seen.push(&a.scope.path);
+                        if let Some(c) = counts.get_mut(&*a.scope.path) {
                             *c += 1;
                         }
                     }
@@ -693,7 +838,9 @@ impl Policy {
                     scope: None,
                     found: 0,
                     required: inv.at_least,
-                    message: inv.description.clone().unwrap_or_else(|| format!("no active principal holds {} at any `{lname}`", roles.join(" or "))),
+                    message: inv.description.clone().unwrap_or_else(|| {
+                        format!("no active principal holds {} at any `{lname}`", roles.join(" or "))
+                    }),
                 });
             }
             for n in nodes {
@@ -701,7 +848,11 @@ impl Policy {
                 if found < inv.at_least {
                     out.push(InvariantViolation {
                         invariant: inv.name.clone(),
-                        message: format!("`{n}` needs at least {} active principal(s) holding {}, found {found}", inv.at_least, roles.join(" or ")),
+                        message: format!(
+                            "`{n}` needs at least {} active principal(s) holding {}, found {found}",
+                            inv.at_least,
+                            roles.join(" or ")
+                        ),
                         scope: Some(n),
                         found,
                         required: inv.at_least,

@@ -168,11 +168,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                                 continue;
                             }
                             _ => {
-                                return Err(ExprError::syntax(
-                                    j,
-                                    2,
-                                    "unknown escape in string literal".into(),
-                                ));
+                                return Err(ExprError::syntax(j, 2, "unknown escape in string literal".into()));
                             }
                         }
                     }
@@ -198,9 +194,8 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                     }
                 }
                 let text = src.get(i..j).unwrap_or("");
-                let n: f64 = text.parse().map_err(|_| {
-                    ExprError::syntax(i, j - i, format!("`{text}` is not a number"))
-                })?;
+                let n: f64 =
+                    text.parse().map_err(|_| ExprError::syntax(i, j - i, format!("`{text}` is not a number")))?;
                 if !n.is_finite() {
                     return Err(ExprError::syntax(i, j - i, format!("`{text}` is out of range")));
                 }
@@ -234,11 +229,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             }
             _ => {
                 let ch = src.get(i..).and_then(|r| r.chars().next()).unwrap_or('?');
-                return Err(ExprError::syntax(
-                    i,
-                    ch.len_utf8(),
-                    format!("unexpected character `{ch}`"),
-                ));
+                return Err(ExprError::syntax(i, ch.len_utf8(), format!("unexpected character `{ch}`")));
             }
         };
         let len = match tok {
@@ -285,10 +276,7 @@ impl Parser<'_> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
     fn here(&self) -> (usize, usize) {
-        self.toks
-            .get(self.pos)
-            .map(|t| (t.start, t.end - t.start))
-            .unwrap_or((self.src_len, 0))
+        self.toks.get(self.pos).map(|t| (t.start, t.end - t.start)).unwrap_or((self.src_len, 0))
     }
     fn bump(&mut self) -> Option<&Token> {
         let t = self.toks.get(self.pos);
@@ -296,11 +284,7 @@ impl Parser<'_> {
         t
     }
     fn last_end(&self) -> usize {
-        self.pos
-            .checked_sub(1)
-            .and_then(|p| self.toks.get(p))
-            .map(|t| t.end)
-            .unwrap_or(0)
+        self.pos.checked_sub(1).and_then(|p| self.toks.get(p)).map(|t| t.end).unwrap_or(0)
     }
     fn expect(&mut self, want: &Tok, what: &str) -> Result<(), ExprError> {
         if self.peek() == Some(want) {
@@ -393,11 +377,7 @@ impl Parser<'_> {
         let root = match self.bump().map(|t| &t.tok) {
             Some(Tok::Ident(r)) => r.clone(),
             _ => {
-                return Err(ExprError::syntax(
-                    o,
-                    l,
-                    "expected an attribute such as `principal.id`".into(),
-                ));
+                return Err(ExprError::syntax(o, l, "expected an attribute such as `principal.id`".into()));
             }
         };
         self.expect(&Tok::Dot, "`.` after `principal`, `resource` or `context`")?;
@@ -462,9 +442,8 @@ impl Parser<'_> {
                     Some(Tok::Str(s)) => s.clone(),
                     _ => return Err(ExprError::syntax(o, l, "expected an RFC 3339 string".into())),
                 };
-                let t = parse_time(&text).ok_or_else(|| {
-                    ExprError::syntax(o, l, format!("`{text}` is not an RFC 3339 time"))
-                })?;
+                let t = parse_time(&text)
+                    .ok_or_else(|| ExprError::syntax(o, l, format!("`{text}` is not an RFC 3339 time")))?;
                 self.expect(&Tok::RParen, "`)`")?;
                 Ast::Lit(Value::Time(t))
             }
@@ -583,11 +562,7 @@ fn check(node: &Node, r: &dyn Resolver) -> Result<(Expr, Ty), ExprError> {
             for it in items {
                 let (e, t) = check(it, r)?;
                 let Ty::Scalar(t) = t else {
-                    return Err(ExprError::typing(
-                        it.start,
-                        it.end - it.start,
-                        "lists cannot be nested".into(),
-                    ));
+                    return Err(ExprError::typing(it.start, it.end - it.start, "lists cannot be nested".into()));
                 };
                 if t == Type::StringSet || t == Type::Bool {
                     return Err(ExprError::typing(
@@ -599,11 +574,7 @@ fn check(node: &Node, r: &dyn Resolver) -> Result<(Expr, Ty), ExprError> {
                 if let Some(prev) = elem
                     && prev != t
                 {
-                    return Err(ExprError::typing(
-                        it.start,
-                        it.end - it.start,
-                        format!("list mixes {prev} and {t}"),
-                    ));
+                    return Err(ExprError::typing(it.start, it.end - it.start, format!("list mixes {prev} and {t}")));
                 }
                 elem = Some(t);
                 out.push(e);
@@ -611,28 +582,18 @@ fn check(node: &Node, r: &dyn Resolver) -> Result<(Expr, Ty), ExprError> {
             (Expr::List(out), Ty::ListOf(elem))
         }
         Ast::Not(inner) => (Expr::Not(Box::new(want_bool(inner, r)?)), Ty::Scalar(Type::Bool)),
-        Ast::And(a, b) => (
-            Expr::And(Box::new(want_bool(a, r)?), Box::new(want_bool(b, r)?)),
-            Ty::Scalar(Type::Bool),
-        ),
-        Ast::Or(a, b) => (
-            Expr::Or(Box::new(want_bool(a, r)?), Box::new(want_bool(b, r)?)),
-            Ty::Scalar(Type::Bool),
-        ),
+        Ast::And(a, b) => (Expr::And(Box::new(want_bool(a, r)?), Box::new(want_bool(b, r)?)), Ty::Scalar(Type::Bool)),
+        Ast::Or(a, b) => (Expr::Or(Box::new(want_bool(a, r)?), Box::new(want_bool(b, r)?)), Ty::Scalar(Type::Bool)),
         Ast::Cmp(op, a, b) => {
             let (ea, ta) = check(a, r)?;
             let (eb, tb) = check(b, r)?;
             let (Ty::Scalar(sa), Ty::Scalar(sb)) = (ta, tb) else {
-                return Err(type_err(format!(
-                    "`{op}` compares two values; use `in` for lists (found {ta} and {tb})"
-                )));
+                return Err(type_err(format!("`{op}` compares two values; use `in` for lists (found {ta} and {tb})")));
             };
             if sa != sb {
                 return Err(type_err(format!("cannot compare a {sa} with a {sb}")));
             }
-            if matches!(op, CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge)
-                && !matches!(sa, Type::Number | Type::Time)
-            {
+            if matches!(op, CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge) && !matches!(sa, Type::Number | Type::Time) {
                 return Err(type_err(format!("`{op}` needs numbers or times, found {sa}")));
             }
             (Expr::Cmp(*op, Box::new(ea), Box::new(eb)), Ty::Scalar(Type::Bool))

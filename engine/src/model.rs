@@ -179,6 +179,7 @@ pub(crate) struct RawLevel {
     #[serde(default)]
     pub(crate) tenant: bool,
     #[serde(default)]
+    #[expect(dead_code, reason = "documentation for authors")]
     pub(crate) title: Option<String>,
 }
 
@@ -197,6 +198,7 @@ pub(crate) struct RawAttributes {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawResource {
     #[serde(default)]
+    #[expect(dead_code, reason = "documentation for authors")]
     pub(crate) title: Option<String>,
     #[serde(default)]
     pub(crate) actions: List<S<String>>,
@@ -222,6 +224,10 @@ pub(crate) struct RawRole {
     pub(crate) held_at: Option<S<List<S<String>>>>,
     #[serde(default)]
     pub(crate) assignable: Option<bool>,
+    /// `all`: every tenant below the scope, whatever list an assignment carries;
+    /// `listed`: only the tenants an assignment lists (none when it lists none).
+    #[serde(default)]
+    pub(crate) tenant_access: Option<S<String>>,
     #[serde(default)]
     pub(crate) includes: List<S<String>>,
     #[serde(default)]

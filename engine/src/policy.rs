@@ -98,10 +98,7 @@ pub(crate) struct RuleTable {
 impl RuleTable {
     #[inline]
     pub(crate) fn get(&self, kind: KindId) -> Option<&KindRules> {
-        self.by_kind
-            .binary_search_by_key(&kind, |k| k.kind)
-            .ok()
-            .and_then(|i| self.by_kind.get(i))
+        self.by_kind.binary_search_by_key(&kind, |k| k.kind).ok().and_then(|i| self.by_kind.get(i))
     }
 
     pub(crate) fn add(&mut self, kind: KindId, actions: ActionSet, rule: RuleId, effect: Effect, conditional: bool) {
@@ -129,6 +126,17 @@ impl RuleTable {
     }
 }
 
+/// How a role held above the tenant level treats an assignment's `tenants` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TenantAccess {
+    /// As the assignment says (no list: every tenant).
+    AsAssigned,
+    /// Every tenant, whatever the list says.
+    All,
+    /// Only listed tenants; no list means none.
+    Listed,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Role {
     pub(crate) name: String,
@@ -136,6 +144,7 @@ pub(crate) struct Role {
     pub(crate) description: Option<String>,
     pub(crate) rank: i64,
     pub(crate) assignable: bool,
+    pub(crate) tenant_access: TenantAccess,
     pub(crate) held_at: u64,
     pub(crate) includes: Vec<RoleId>,
     pub(crate) location: SourceLocation,
@@ -190,6 +199,49 @@ impl Status {
     }
 }
 
+/// A scope path with the hash of each of its prefixes (one per segment), so that "is this
+/// node inside that subtree" is one integer compare in the common (negative) case.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeKey {
+    pub(crate) path: Box<str>,
+    /// `hashes[d]` hashes the first `d + 1` segments.
+    pub(crate) hashes: Box<[u64]>,
+}
+
+impl ScopeKey {
+    pub(crate) fn new(path: &str) -> Self {
+        // FNV-1a over the bytes, recorded at every segment boundary.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut hashes = Vec::with_capacity(4);
+        for &b in path.as_bytes() {
+            if b == b'/' {
+                hashes.push(h);
+            }
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        hashes.push(h);
+        Self { path: path.into(), hashes: hashes.into_boxed_slice() }
+    }
+
+    /// Number of segments minus one.
+    pub(crate) fn depth(&self) -> usize {
+        self.hashes.len().saturating_sub(1)
+    }
+
+    pub(crate) fn last_hash(&self) -> u64 {
+        self.hashes.last().copied().unwrap_or(0)
+    }
+
+    /// Is `self` the node `other` or one of its descendants?
+    #[inline]
+    pub(crate) fn within(&self, other: &ScopeKey) -> bool {
+        let d = other.depth();
+        self.hashes.get(d) == Some(&other.last_hash())
+            && self.path.as_bytes().get(..other.path.len()) == Some(other.path.as_bytes())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedAssignment {
     /// Position in the principal's assignment list as given.
@@ -197,8 +249,8 @@ pub(crate) struct PreparedAssignment {
     pub(crate) role: RoleId,
     pub(crate) rank: i64,
     pub(crate) level: LevelId,
-    pub(crate) scope: Box<str>,
-    pub(crate) tenants: Option<Box<[Box<str>]>>,
+    pub(crate) scope: ScopeKey,
+    pub(crate) tenants: Option<Box<[ScopeKey]>>,
 }
 
 /// A principal checked against a policy: roles resolved, scopes validated, attributes typed.
@@ -235,7 +287,7 @@ impl PreparedPrincipal {
 pub struct PreparedResource {
     pub(crate) kind: KindId,
     pub(crate) id: Box<str>,
-    pub(crate) scope: Box<str>,
+    pub(crate) scope: ScopeKey,
     pub(crate) attrs: Box<[Option<Value>]>,
 }
 
@@ -246,7 +298,7 @@ impl PreparedResource {
     }
     /// The scope path.
     pub fn scope(&self) -> &str {
-        &self.scope
+        &self.scope.path
     }
 }
 
@@ -256,6 +308,25 @@ pub struct PreparedContext {
     pub(crate) attrs: Box<[Option<Value>]>,
 }
 
+/// A role as declared: what a UI needs to list roles.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RoleSummary {
+    /// Role name.
+    pub name: String,
+    /// Display title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Rank (for precedence and delegation).
+    pub rank: i64,
+    /// Whether the role may be assigned.
+    pub assignable: bool,
+    /// Scope levels the role may be held at.
+    pub held_at: Vec<String>,
+    /// Where the role is declared.
+    pub source: String,
+}
+
 /// A compiled policy. Cheap to share (`Send + Sync`); every decision method takes `&self`.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -263,6 +334,8 @@ pub struct Policy {
     pub(crate) description: Option<String>,
     pub(crate) combine: Combine,
     pub(crate) levels: Vec<Level>,
+    /// The level marked `tenant: true`, if any.
+    pub(crate) tenant_level: Option<LevelId>,
     pub(crate) kinds: Vec<Kind>,
     pub(crate) kind_index: FxHashMap<String, KindId>,
     pub(crate) resource_attr_names: Vec<String>,
@@ -309,6 +382,27 @@ impl Policy {
     pub fn role_names(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().map(|r| r.name.as_str())
     }
+    /// The roles, in declaration order, with their titles, ranks and where they may be held.
+    pub fn roles(&self) -> Vec<RoleSummary> {
+        self.roles
+            .iter()
+            .map(|r| RoleSummary {
+                name: r.name.clone(),
+                title: r.title.clone(),
+                description: r.description.clone(),
+                rank: r.rank,
+                assignable: r.assignable,
+                held_at: self
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| r.held_at & (1u64 << i) != 0)
+                    .map(|(_, l)| l.name.clone())
+                    .collect(),
+                source: r.location.to_string(),
+            })
+            .collect()
+    }
     /// Resource kind names, in declaration order.
     pub fn kind_names(&self) -> impl Iterator<Item = &str> {
         self.kinds.iter().map(|k| k.name.as_str())
@@ -353,6 +447,23 @@ impl Policy {
     }
     pub(crate) fn level(&self, id: LevelId) -> Option<&Level> {
         self.levels.get(usize::from(id))
+    }
+
+    /// Is `upper` a proper ancestor level of `lower`?
+    pub(crate) fn level_above(&self, upper: LevelId, lower: LevelId) -> bool {
+        let mut cur = self.level(lower).and_then(|l| l.parent);
+        let mut steps = 0;
+        while let Some(c) = cur {
+            if c == upper {
+                return true;
+            }
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+            cur = self.level(c).and_then(|l| l.parent);
+        }
+        false
     }
 
     /// Validate a scope path (`level:id/level:id/...`) and return the level of its last node.

@@ -27,8 +27,14 @@ mod tests {
     #[test]
     fn schemas_describe_the_top_level_sections() {
         let p = super::policy_schema();
-        let props = p.pointer("/properties").and_then(|v| v.as_object()).map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-        for key in ["policy", "scopes", "resources", "roles", "matrix", "denies", "delegation", "invariants", "principals"] {
+        let props = p
+            .pointer("/properties")
+            .and_then(|v| v.as_object())
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        for key in
+            ["policy", "scopes", "resources", "roles", "matrix", "denies", "delegation", "invariants", "principals"]
+        {
             assert!(props.iter().any(|k| k == key), "missing {key} in {props:?}");
         }
         assert_eq!(p.pointer("/additionalProperties"), Some(&serde_json::Value::Bool(false)));

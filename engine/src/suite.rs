@@ -19,6 +19,7 @@ pub(crate) struct RawSuite {
     #[serde(default)]
     pub(crate) suite: Option<String>,
     #[serde(default)]
+    #[expect(dead_code, reason = "documentation for readers of the suite")]
     pub(crate) description: Option<String>,
     #[serde(default)]
     pub(crate) now: Option<String>,
@@ -210,13 +211,24 @@ impl Runner<'_> {
                 if self.policy.principal(name).is_some() {
                     return Some((name.clone(), PrincipalRef::Id(name.clone())));
                 }
-                self.diags.push(Diagnostic::error(codes::UNKNOWN_ROLE, loc(self.file, v), format!("unknown principal fixture `{name}`")).hint("declare it under `principals:` in the suite or the policy"));
+                self.diags.push(
+                    Diagnostic::error(
+                        codes::UNKNOWN_ROLE,
+                        loc(self.file, v),
+                        format!("unknown principal fixture `{name}`"),
+                    )
+                    .hint("declare it under `principals:` in the suite or the policy"),
+                );
                 None
             }
             other => match serde_json::from_value::<Principal>(other.clone()) {
                 Ok(p) => Some((p.id.clone(), PrincipalRef::Inline(p))),
                 Err(e) => {
-                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("invalid principal: {e}")));
+                    self.diags.push(Diagnostic::error(
+                        codes::SHAPE,
+                        loc(self.file, v),
+                        format!("invalid principal: {e}"),
+                    ));
                     None
                 }
             },
@@ -228,14 +240,25 @@ impl Runner<'_> {
             serde_json::Value::String(name) => match self.suite.resources.0.iter().find(|(k, _)| k.value == *name) {
                 Some((_, r)) => Some((name.clone(), r.clone())),
                 None => {
-                    self.diags.push(Diagnostic::error(codes::UNKNOWN_RESOURCE, loc(self.file, v), format!("unknown resource fixture `{name}`")).hint("declare it under `resources:` in the suite"));
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::UNKNOWN_RESOURCE,
+                            loc(self.file, v),
+                            format!("unknown resource fixture `{name}`"),
+                        )
+                        .hint("declare it under `resources:` in the suite"),
+                    );
                     None
                 }
             },
             other => match serde_json::from_value::<Resource>(other.clone()) {
                 Ok(r) => Some((r.id.clone(), r)),
                 Err(e) => {
-                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("invalid resource: {e}")));
+                    self.diags.push(Diagnostic::error(
+                        codes::SHAPE,
+                        loc(self.file, v),
+                        format!("invalid resource: {e}"),
+                    ));
                     None
                 }
             },
@@ -249,13 +272,21 @@ impl Runner<'_> {
                 serde_json::Value::String(name) => match self.suite.contexts.0.iter().find(|(k, _)| k.value == *name) {
                     Some((_, c)) => c.clone(),
                     None => {
-                        self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), format!("unknown context fixture `{name}`")));
+                        self.diags.push(Diagnostic::error(
+                            codes::SHAPE,
+                            loc(self.file, v),
+                            format!("unknown context fixture `{name}`"),
+                        ));
                         return None;
                     }
                 },
                 serde_json::Value::Object(m) => m.clone(),
                 _ => {
-                    self.diags.push(Diagnostic::error(codes::SHAPE, loc(self.file, v), "a context is a name or a mapping".into()));
+                    self.diags.push(Diagnostic::error(
+                        codes::SHAPE,
+                        loc(self.file, v),
+                        "a context is a name or a mapping".into(),
+                    ));
                     return None;
                 }
             };
@@ -275,24 +306,45 @@ impl Runner<'_> {
             "allow" => Some(true),
             "deny" => Some(false),
             other => {
-                self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, s), format!("expected `allow` or `deny`, found `{other}`")));
+                self.diags.push(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    loc(self.file, s),
+                    format!("expected `allow` or `deny`, found `{other}`"),
+                ));
                 None
             }
         }
     }
 
     #[allow(clippy::too_many_arguments, reason = "one call site per case shape")]
-    fn run_check(&mut self, name: String, pname: &str, p: &PrincipalRef, action: &str, rname: &str, r: &Resource, ctx: &serde_json::Map<String, serde_json::Value>, expect: bool, reason: Option<&S<String>>, at: &SourceLocation) {
-        let req = Request { principal: p.clone(), action: action.to_owned(), resource: r.clone(), context: ctx.clone() };
+    fn run_check(
+        &mut self,
+        name: String,
+        pname: &str,
+        p: &PrincipalRef,
+        action: &str,
+        rname: &str,
+        r: &Resource,
+        ctx: &serde_json::Map<String, serde_json::Value>,
+        expect: bool,
+        reason: Option<&S<String>>,
+        at: &SourceLocation,
+    ) {
+        let req =
+            Request { principal: p.clone(), action: action.to_owned(), resource: r.clone(), context: ctx.clone() };
         let ex = self.policy.explain(&req);
         self.cov.record(&ex);
         let want_reason = reason.map(|r| r.value.clone());
         if let Some(r) = reason
             && Reason::parse(&r.value).is_none()
         {
-            self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown reason `{}`", r.value)).hint("see the reason codes in policies/README.md"));
+            self.diags.push(
+                Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown reason `{}`", r.value))
+                    .hint("see the reason codes in policies/README.md"),
+            );
         }
-        let passed = ex.decision.allowed == expect && want_reason.as_deref().is_none_or(|w| w == ex.decision.reason.as_str());
+        let passed =
+            ex.decision.allowed == expect && want_reason.as_deref().is_none_or(|w| w == ex.decision.reason.as_str());
         self.results.push(CaseResult {
             name,
             kind: "check".into(),
@@ -319,17 +371,44 @@ impl Runner<'_> {
                 let rat = loc(self.file, row);
                 let cells = &row.value;
                 if cells.len() != m.actions.0.len() + 2 {
-                    self.diags.push(Diagnostic::error(codes::SHAPE, rat, format!("matrix row has {} cells; expected principal, resource and {} effects", cells.len(), m.actions.0.len())));
+                    self.diags.push(Diagnostic::error(
+                        codes::SHAPE,
+                        rat,
+                        format!(
+                            "matrix row has {} cells; expected principal, resource and {} effects",
+                            cells.len(),
+                            m.actions.0.len()
+                        ),
+                    ));
                     continue;
                 }
                 let (Some(pn), Some(rn)) = (cells.first(), cells.get(1)) else { continue };
-                let pv = S { value: serde_json::Value::String(pn.clone()), referenced: row.referenced, defined: row.defined };
-                let rv = S { value: serde_json::Value::String(rn.clone()), referenced: row.referenced, defined: row.defined };
+                let pv = S {
+                    value: serde_json::Value::String(pn.clone()),
+                    referenced: row.referenced,
+                    defined: row.defined,
+                };
+                let rv = S {
+                    value: serde_json::Value::String(rn.clone()),
+                    referenced: row.referenced,
+                    defined: row.defined,
+                };
                 let (Some((pname, p)), Some((rname, r))) = (self.principal(&pv), self.resource(&rv)) else { continue };
                 for (action, eff) in m.actions.0.iter().zip(cells.iter().skip(2)) {
                     let es = S { value: eff.clone(), referenced: row.referenced, defined: row.defined };
                     let Some(expect) = self.effect(&es) else { continue };
-                    self.run_check(format!("{name} [{pname} {action} {rname}]"), &pname, &p, action, &rname, &r, &ctx, expect, None, &rat);
+                    self.run_check(
+                        format!("{name} [{pname} {action} {rname}]"),
+                        &pname,
+                        &p,
+                        action,
+                        &rname,
+                        &r,
+                        &ctx,
+                        expect,
+                        None,
+                        &rat,
+                    );
                 }
             }
             return;
@@ -337,20 +416,46 @@ impl Runner<'_> {
         if let Some(a) = &raw.assign {
             let Some((pname, p)) = self.principal(&a.principal) else { return };
             let Some(exp) = raw.expect.as_ref() else {
-                self.diags.push(Diagnostic::error(codes::SHAPE, at, "an `assign` case needs `expect: allow|deny`".into()));
+                self.diags.push(Diagnostic::error(
+                    codes::SHAPE,
+                    at,
+                    "an `assign` case needs `expect: allow|deny`".into(),
+                ));
                 return;
             };
             let Some(expect) = self.effect(exp) else { return };
             let Some(ctx) = self.context(raw.context.as_ref()) else { return };
-            let d = self.policy.can_assign(&AssignRequest { principal: p, role: a.role.clone(), scope: a.scope.clone(), context: ctx });
+            let d = self.policy.can_assign(&AssignRequest {
+                principal: p,
+                role: a.role.clone(),
+                scope: a.scope.clone(),
+                context: ctx,
+            });
             let want_reason = raw.reason.as_ref().map(|r| r.value.clone());
             if let Some(r) = &raw.reason
                 && !ASSIGN_REASONS.iter().any(|x| x.as_str() == r.value)
             {
-                self.diags.push(Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown delegation reason `{}`", r.value)));
+                self.diags.push(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    loc(self.file, r),
+                    format!("unknown delegation reason `{}`", r.value),
+                ));
             }
             let passed = d.allowed == expect && want_reason.as_deref().is_none_or(|w| w == d.reason.as_str());
-            self.results.push(CaseResult { name, kind: "assign".into(), principal: pname, action: a.role.clone(), resource: a.scope.clone(), expected: effect_word(expect).into(), got: effect_word(d.allowed).into(), expected_reason: want_reason, reason: d.reason.as_str().into(), passed, explanation: d.explanation, source: at.to_string() });
+            self.results.push(CaseResult {
+                name,
+                kind: "assign".into(),
+                principal: pname,
+                action: a.role.clone(),
+                resource: a.scope.clone(),
+                expected: effect_word(expect).into(),
+                got: effect_word(d.allowed).into(),
+                expected_reason: want_reason,
+                reason: d.reason.as_str().into(),
+                passed,
+                explanation: d.explanation,
+                source: at.to_string(),
+            });
             return;
         }
         if let Some(inv) = &raw.invariants {
@@ -361,7 +466,12 @@ impl Runner<'_> {
                     Some((_, PrincipalRef::Inline(p))) => set.push(p),
                     Some((_, PrincipalRef::Id(id))) => {
                         if let Some(pp) = self.policy.principal(&id) {
-                            set.push(Principal { id: id.clone(), status: Some(pp.status().as_str().into()), attributes: Default::default(), assignments: pp.source.clone() });
+                            set.push(Principal {
+                                id: id.clone(),
+                                status: Some(pp.status().as_str().into()),
+                                attributes: Default::default(),
+                                assignments: pp.source.clone(),
+                            });
                         }
                     }
                     None => return,
@@ -375,12 +485,32 @@ impl Runner<'_> {
             want.sort();
             want.dedup();
             let passed = got_names == want;
-            self.results.push(CaseResult { name, kind: "invariants".into(), principal: inv.principals.0.join(","), action: String::new(), resource: String::new(), expected: format!("[{}]", want.join(", ")), got: format!("[{}]", got_names.join(", ")), expected_reason: None, reason: String::new(), passed, explanation: got.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; "), source: at.to_string() });
+            self.results.push(CaseResult {
+                name,
+                kind: "invariants".into(),
+                principal: inv.principals.0.join(","),
+                action: String::new(),
+                resource: String::new(),
+                expected: format!("[{}]", want.join(", ")),
+                got: format!("[{}]", got_names.join(", ")),
+                expected_reason: None,
+                reason: String::new(),
+                passed,
+                explanation: got.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; "),
+                source: at.to_string(),
+            });
             return;
         }
         // a single check
-        let (Some(pv), Some(action), Some(rv), Some(exp)) = (&raw.principal, &raw.action, &raw.resource, &raw.expect) else {
-            self.diags.push(Diagnostic::error(codes::SHAPE, at, format!("case `{name}` needs principal, action, resource and expect (or `matrix`, `assign`, `invariants`)")));
+        let (Some(pv), Some(action), Some(rv), Some(exp)) = (&raw.principal, &raw.action, &raw.resource, &raw.expect)
+        else {
+            self.diags.push(Diagnostic::error(
+                codes::SHAPE,
+                at,
+                format!(
+                    "case `{name}` needs principal, action, resource and expect (or `matrix`, `assign`, `invariants`)"
+                ),
+            ));
             return;
         };
         let Some(expect) = self.effect(exp) else { return };
@@ -409,7 +539,7 @@ fn effect_word(b: bool) -> &'static str {
 }
 
 /// Parse a test suite file (YAML, or JSON for names ending in `.json`).
-pub(crate) fn parse_suite(src: &Source) -> Result<RawSuite, Diagnostic> {
+pub(crate) fn parse_suite(src: &Source) -> Result<RawSuite, Box<Diagnostic>> {
     parse_text(src)
 }
 
@@ -419,14 +549,33 @@ impl Policy {
     pub fn run_suite(&self, suite: &Source, coverage: &mut CoverageTracker) -> (SuiteReport, Vec<Diagnostic>) {
         let raw = match parse_suite(suite) {
             Ok(r) => r,
-            Err(d) => return (SuiteReport { suite: suite.name().to_owned(), file: suite.name().to_owned(), cases: Vec::new() }, vec![d]),
+            Err(d) => {
+                return (
+                    SuiteReport { suite: suite.name().to_owned(), file: suite.name().to_owned(), cases: Vec::new() },
+                    vec![*d],
+                );
+            }
         };
-        let mut runner = Runner { policy: self, suite: &raw, file: suite.name(), diags: Vec::new(), results: Vec::new(), cov: coverage };
+        let mut runner = Runner {
+            policy: self,
+            suite: &raw,
+            file: suite.name(),
+            diags: Vec::new(),
+            results: Vec::new(),
+            cov: coverage,
+        };
         for (i, c) in raw.cases.iter().enumerate() {
             runner.case(i, c);
         }
         let Runner { diags, results, .. } = runner;
-        (SuiteReport { suite: raw.suite.clone().unwrap_or_else(|| suite.name().to_owned()), file: suite.name().to_owned(), cases: results }, diags)
+        (
+            SuiteReport {
+                suite: raw.suite.clone().unwrap_or_else(|| suite.name().to_owned()),
+                file: suite.name().to_owned(),
+                cases: results,
+            },
+            diags,
+        )
     }
 }
 
@@ -438,10 +587,11 @@ impl CoverageTracker {
 
     fn record(&mut self, ex: &crate::decision::Explanation) {
         for s in &ex.steps {
-            if s.step == "assignment" && s.outcome == "covers" {
-                if let Some(r) = &s.role {
-                    self.roles.insert(r.clone());
-                }
+            if s.step == "assignment"
+                && s.outcome == "covers"
+                && let Some(r) = &s.role
+            {
+                self.roles.insert(r.clone());
             }
             if let Some(rule) = s.rule {
                 self.rules.insert(rule);
@@ -476,7 +626,8 @@ impl CoverageTracker {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
             let role = rule.role.and_then(|r| policy.role(r)).map(|r| r.name.as_str()).unwrap_or("policy-wide");
             let what = if rule.effect == Effect::Grant { "grant" } else { "deny" };
-            let kinds: Vec<&str> = rule.targets.iter().filter_map(|(k, _)| policy.kind(*k)).map(|k| k.name.as_str()).collect();
+            let kinds: Vec<&str> =
+                rule.targets.iter().filter_map(|(k, _)| policy.kind(*k)).map(|k| k.name.as_str()).collect();
             let label = format!("{what} of `{role}` on {}", kinds.join(", "));
             if self.rules.contains(&id) {
                 rules_covered += 1;
@@ -489,7 +640,11 @@ impl CoverageTracker {
                     conditions_both_ways += 1;
                 } else if self.rules.contains(&id) {
                     let missing = if self.cond_true.contains(&id) { "false" } else { "true" };
-                    uncovered.push(Uncovered { what: "condition".into(), name: format!("{label}: never {missing}"), source: rule.location.to_string() });
+                    uncovered.push(Uncovered {
+                        what: "condition".into(),
+                        name: format!("{label}: never {missing}"),
+                        source: rule.location.to_string(),
+                    });
                 }
             }
         }

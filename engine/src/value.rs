@@ -63,13 +63,6 @@ pub(crate) fn parse_time(s: &str) -> Option<i128> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(OffsetDateTime::unix_timestamp_nanos)
 }
 
-pub(crate) fn format_time(nanos: i128) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| nanos.to_string())
-}
-
 impl Value {
     /// Convert a JSON value to the declared type. `null` is treated as absent by callers.
     pub(crate) fn from_json(ty: Type, v: &serde_json::Value) -> Result<Value, TypeMismatch> {
@@ -80,9 +73,9 @@ impl Value {
             (Type::Number, serde_json::Value::Number(n)) => {
                 n.as_f64().map(Value::Num).ok_or_else(|| bad(format!("`{n}` is out of range")))
             }
-            (Type::Time, serde_json::Value::String(s)) => parse_time(s)
-                .map(Value::Time)
-                .ok_or_else(|| bad(format!("`{s}` is not an RFC 3339 time"))),
+            (Type::Time, serde_json::Value::String(s)) => {
+                parse_time(s).map(Value::Time).ok_or_else(|| bad(format!("`{s}` is not an RFC 3339 time")))
+            }
             (Type::StringSet, serde_json::Value::Array(items)) => {
                 let mut out: Vec<Box<str>> = Vec::with_capacity(items.len());
                 for it in items {
@@ -96,20 +89,6 @@ impl Value {
                 Ok(Value::Set(out.into_boxed_slice()))
             }
             (_, other) => Err(bad(format!("got {}", json_kind(other)))),
-        }
-    }
-
-    pub(crate) fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Str(s) => serde_json::Value::String(s.to_string()),
-            Value::Num(n) => serde_json::Number::from_f64(*n)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-            Value::Time(t) => serde_json::Value::String(format_time(*t)),
-            Value::Set(items) => serde_json::Value::Array(
-                items.iter().map(|s| serde_json::Value::String(s.to_string())).collect(),
-            ),
         }
     }
 }

@@ -32,7 +32,9 @@ fn folders() -> Vec<PathBuf> {
 }
 
 fn is_suite(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("_test.yaml") || n.ends_with("_test.yml") || n.ends_with("_test.json"))
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("_test.yaml") || n.ends_with("_test.yml") || n.ends_with("_test.json"))
 }
 
 fn is_policy_file(p: &Path) -> bool {
@@ -41,7 +43,9 @@ fn is_policy_file(p: &Path) -> bool {
 }
 
 fn files(dir: &Path, pred: fn(&Path) -> bool) -> Vec<Source> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file() && pred(p)).collect()).unwrap_or_default();
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file() && pred(p)).collect())
+        .unwrap_or_default();
     paths.sort();
     paths
         .into_iter()
@@ -75,7 +79,12 @@ fn every_suite_passes() {
         let mut cov = CoverageTracker::new();
         for s in &suites {
             let (report, diags) = policy.run_suite(s, &mut cov);
-            assert!(diags.is_empty(), "{}: {}", s.name(), diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+            assert!(
+                diags.is_empty(),
+                "{}: {}",
+                s.name(),
+                diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            );
             assert!(!report.cases.is_empty(), "{} has no cases", s.name());
             total += report.cases.len();
             for c in report.cases.iter().filter(|c| !c.passed) {
@@ -95,7 +104,15 @@ fn every_suite_passes() {
             }
         }
         let cov = cov.report(&policy);
-        println!("{}: {} roles ({} covered), {} rules ({} covered), {:.1}%", dir.display(), cov.roles_total, cov.roles_covered, cov.rules_total, cov.rules_covered, cov.percent);
+        println!(
+            "{}: {} roles ({} covered), {} rules ({} covered), {:.1}%",
+            dir.display(),
+            cov.roles_total,
+            cov.roles_covered,
+            cov.rules_total,
+            cov.rules_covered,
+            cov.percent
+        );
     }
     println!("{total} corpus cases");
     assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
