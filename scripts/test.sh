@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs what it needs first (idempotent).
+# Used by the README's test command and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32 target"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "engine builds for wasm32-unknown-unknown"
+cargo build -p rolescope-engine --target wasm32-unknown-unknown --release --locked
+
+step "docs build without warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc -p rolescope-engine --no-deps --all-features --locked
+
+step "benchmarks compile (they run with scripts/bench.sh, not here)"
+cargo bench --workspace --no-run --locked
+
+step "tests (unit, public API, corpus, CLI, doc tests)"
+cargo test --workspace --all-features --locked
