@@ -10,6 +10,9 @@
 //! - `batch`: allowed actions for one resource, and 100 resources x 4 actions;
 //! - `compile`: a generated policy of 10,000 roles and 100,000 grants.
 
+#![expect(clippy::expect_used, clippy::panic, reason = "benchmark set-up fails loudly on a broken fixture")]
+#![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! and `*_test.yaml` suites; each suite runs against the folder's policy and every case must
 //! pass. The same files are the parity corpus for the wasm hosts.
 
+#![expect(clippy::expect_used, reason = "test helpers fail loudly on unreadable fixtures")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +53,8 @@ fn files(dir: &Path, pred: fn(&Path) -> bool) -> Vec<Source> {
         .into_iter()
         .map(|p| {
             let name = p.strip_prefix(root()).unwrap_or(&p).display().to_string();
-            Source::new(name, fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+            let text = fs::read_to_string(&p).expect("policy files are readable");
+            Source::new(name, text)
         })
         .collect()
 }

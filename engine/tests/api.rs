@@ -1,0 +1,269 @@
+//! Public-API tests: only `rolescope_engine::*` is used here. Examples of every entry point,
+//! diagnostics as data, and property tests over generated policies and requests.
+
+#![expect(clippy::expect_used, clippy::indexing_slicing, reason = "test helpers fail loudly")]
+
+use proptest::prelude::*;
+use rolescope_engine::{
+    AssignReason, AssignRequest, Assignment, Policy, PreparedContext, Principal, PrincipalRef, Reason, Request,
+    Resource, Severity, Source,
+};
+
+const POLICY: &str = r#"
+policy: api-test
+scopes:
+  msp: {}
+  org: { parent: msp, tenant: true }
+  site: { parent: org }
+attributes:
+  principal: { groups: set<string> }
+resources:
+  device:
+    actions: [view, update, delete]
+    attributes: { created_by: string }
+  admin: { actions: [view, assign_role], scopes: [msp, org] }
+roles:
+  boss: { rank: 10, held_at: [msp], grants: [{ resources: ["*"], actions: ["*"] }] }
+  tech:
+    rank: 5
+    grants:
+      - { resources: [device], actions: [view] }
+      - { resources: [device], actions: [update, delete], when: resource.created_by == principal.id }
+  owner: { rank: 99, assignable: false, held_at: [msp], includes: [boss] }
+delegation: { resource: admin, action: assign_role }
+"#;
+
+fn policy() -> Policy {
+    Policy::compile(&[Source::new("p.yaml", POLICY)]).expect("compiles")
+}
+
+fn principal(id: &str, assignments: &[(&str, &str)]) -> Principal {
+    Principal {
+        id: id.into(),
+        status: None,
+        attributes: Default::default(),
+        assignments: assignments
+            .iter()
+            .map(|(r, s)| Assignment { role: (*r).into(), scope: (*s).into(), tenants: None })
+            .collect(),
+    }
+}
+
+fn request(p: Principal, action: &str, scope: &str, created_by: Option<&str>) -> Request {
+    let mut attributes = serde_json::Map::new();
+    if let Some(c) = created_by {
+        attributes.insert("created_by".into(), c.into());
+    }
+    Request {
+        principal: PrincipalRef::Inline(p),
+        action: action.into(),
+        resource: Resource { kind: "device".into(), id: "d".into(), scope: scope.into(), attributes },
+        context: Default::default(),
+    }
+}
+
+#[test]
+fn check_report_and_explain_agree() {
+    let pol = policy();
+    let req = request(principal("t", &[("tech", "msp:a/org:o1")]), "update", "msp:a/org:o1/site:s", Some("t"));
+    let d = pol.check(&req);
+    assert!(d.allowed());
+    let report = pol.check_report(&req);
+    assert!(report.allowed && report.reason == Reason::Allowed);
+    assert_eq!(report.matched.len(), 1);
+    assert!(report.matched[0].source.starts_with("p.yaml:"), "{:?}", report.matched[0]);
+    let ex = pol.explain(&req);
+    assert_eq!(ex.decision, report);
+    assert!(ex.steps.iter().any(|s| s.outcome == "condition_true"));
+    assert!(ex.to_string().starts_with("ALLOW (allowed)"));
+}
+
+#[test]
+fn prepared_fast_path_matches_check() {
+    let pol = policy();
+    let p = pol.prepare_principal(&principal("t", &[("tech", "msp:a/org:o1")])).expect("principal");
+    let r = pol
+        .prepare_resource(&Resource {
+            kind: "device".into(),
+            id: "d".into(),
+            scope: "msp:a/org:o2".into(),
+            ..Default::default()
+        })
+        .expect("resource");
+    let d = pol.decide(&p, "view", &r, &PreparedContext::default());
+    assert_eq!(d.reason(), Reason::OutOfScope);
+    assert_eq!(pol.decide(&p, "fly", &r, &PreparedContext::default()).reason(), Reason::UnknownAction);
+    let mine = pol
+        .prepare_resource(&Resource {
+            kind: "device".into(),
+            id: "d".into(),
+            scope: "msp:a/org:o1".into(),
+            ..Default::default()
+        })
+        .expect("resource");
+    assert_eq!(pol.allowed_actions(&p, &mine, &PreparedContext::default()).allowed, vec!["view".to_string()]);
+    let masks = pol.check_batch(&p, &["view", "update", "nope"], &[mine, r], &PreparedContext::default());
+    assert_eq!(masks, vec![0b001, 0b000]);
+}
+
+#[test]
+fn delegation_reasons() {
+    let pol = policy();
+    let ask = |p: Principal, role: &str, scope: &str| {
+        pol.can_assign(&AssignRequest {
+            principal: PrincipalRef::Inline(p),
+            role: role.into(),
+            scope: scope.into(),
+            context: Default::default(),
+        })
+    };
+    let boss = principal("b", &[("boss", "msp:a")]);
+    assert_eq!(ask(boss.clone(), "tech", "msp:a/org:o1").reason, AssignReason::Allowed);
+    assert_eq!(ask(boss.clone(), "owner", "msp:a").reason, AssignReason::NotAssignable);
+    assert_eq!(ask(boss.clone(), "boss", "msp:a/org:o1").reason, AssignReason::LevelNotAllowed);
+    assert_eq!(ask(boss.clone(), "tech", "msp:b").reason, AssignReason::NotPermitted);
+    assert_eq!(ask(boss, "ghost", "msp:a").reason, AssignReason::UnknownRole);
+    assert_eq!(ask(principal("t", &[("tech", "msp:a")]), "tech", "msp:a").reason, AssignReason::NotPermitted);
+}
+
+#[test]
+fn diagnostics_are_data_with_positions() {
+    let bad = "policy: x\nscopes: { msp: {} }\nresources:\n  device: { actions: [view] }\nroles:\n  r:\n    grants:\n      - { resources: [devise], actions: [view] }\n      - { resources: [device], actions: [view], when: \"principal.nope\" }\n";
+    let err = Policy::compile(&[Source::new("bad.yaml", bad)]).expect_err("invalid");
+    let d = err.diagnostics();
+    assert_eq!(err.error_count(), 2, "{d:?}");
+    let unknown = d.iter().find(|x| x.code() == "RS012").expect("RS012");
+    assert_eq!((unknown.location().line(), unknown.location().column()), (8, 23));
+    assert_eq!(unknown.help(), Some("did you mean `device`?"));
+    let cond = d.iter().find(|x| x.code() == "RS031").expect("RS031");
+    assert_eq!(cond.location().line(), 9);
+    assert_eq!(cond.severity(), Severity::Error);
+}
+
+#[test]
+fn bundles_round_trip_and_refuse_tampering() {
+    let src = [Source::new("p.yaml", POLICY)];
+    let (p, json) = Policy::bundle(&src).expect("bundle");
+    let back = Policy::from_bundle(&json).expect("load");
+    assert_eq!(back.revision(), p.revision());
+    let tampered = json.replace("rank: 10", "rank: 11");
+    assert!(Policy::from_bundle(&tampered).is_err());
+}
+
+// ---------------------------------------------------------------- properties
+
+const ROLES: [&str; 3] = ["boss", "tech", "owner"];
+
+fn arb_scope() -> impl Strategy<Value = String> {
+    (0..2usize, 0..3usize, proptest::option::of(0..2usize)).prop_map(|(m, o, s)| {
+        let mut path = format!("msp:m{m}/org:o{o}");
+        if let Some(s) = s {
+            path.push_str(&format!("/site:s{s}"));
+        }
+        path
+    })
+}
+
+fn arb_assignment() -> impl Strategy<Value = Assignment> {
+    (0..ROLES.len(), arb_scope(), any::<bool>()).prop_map(|(r, s, at_msp)| {
+        let scope = if at_msp { s.split('/').next().unwrap_or("msp:m0").to_string() } else { s };
+        Assignment { role: ROLES[r].into(), scope, tenants: None }
+    })
+}
+
+fn arb_principal() -> impl Strategy<Value = Principal> {
+    proptest::collection::vec(arb_assignment(), 0..5).prop_map(|assignments| Principal {
+        id: "p".into(),
+        status: None,
+        attributes: Default::default(),
+        assignments,
+    })
+}
+
+fn tenant_of(scope: &str) -> String {
+    scope.split('/').take(2).collect::<Vec<_>>().join("/")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_role_files_never_panic(text in ".{0,400}") {
+        let _ = Policy::compile(&[Source::new("x.yaml", text.clone())]);
+        let _ = Policy::compile(&[Source::new("x.json", text)]);
+    }
+
+    #[test]
+    fn truncated_policies_never_panic(cut in 0..POLICY.len()) {
+        if let Some(prefix) = POLICY.get(..cut) {
+            let _ = Policy::compile(&[Source::new("x.yaml", prefix)]);
+        }
+    }
+
+    #[test]
+    fn hostile_requests_never_panic(action in ".{0,12}", scope in ".{0,30}", kind in "[a-z]{0,8}") {
+        let pol = policy();
+        let req = Request {
+            principal: PrincipalRef::Inline(principal("p", &[("boss", "msp:m0")])),
+            action,
+            resource: Resource { kind, id: String::new(), scope, attributes: Default::default() },
+            context: Default::default(),
+        };
+        let _ = pol.explain(&req);
+    }
+
+    #[test]
+    fn default_deny(scope in arb_scope(), action in prop::sample::select(vec!["view", "update", "delete"])) {
+        let d = policy().check(&request(principal("p", &[]), action, &scope, Some("p")));
+        prop_assert!(!d.allowed());
+        prop_assert_eq!(d.reason(), Reason::OutOfScope);
+    }
+
+    #[test]
+    fn inactive_principals_are_denied_everything(mut p in arb_principal(), scope in arb_scope(), deleted in any::<bool>()) {
+        p.status = Some(if deleted { "deleted" } else { "suspended" }.into());
+        let d = policy().check(&request(p, "view", &scope, Some("p")));
+        prop_assert_eq!(d.reason(), Reason::PrincipalInactive);
+    }
+
+    #[test]
+    fn assignments_in_one_tenant_never_change_another(p in arb_principal(), extra in arb_assignment(), scope in arb_scope()) {
+        // an org-level (or deeper) assignment in another tenant changes nothing here
+        prop_assume!(extra.scope.contains('/'));
+        prop_assume!(tenant_of(&extra.scope) != tenant_of(&scope));
+        let pol = policy();
+        for action in ["view", "update", "delete"] {
+            let before = pol.check(&request(p.clone(), action, &scope, Some("p")));
+            let mut q = p.clone();
+            q.assignments.push(extra.clone());
+            let after = pol.check(&request(q, action, &scope, Some("p")));
+            prop_assert_eq!(before.allowed(), after.allowed());
+        }
+    }
+
+    #[test]
+    fn adding_a_grant_never_removes_access_and_a_deny_never_adds_it(
+        p in arb_principal(), scope in arb_scope(), action in prop::sample::select(vec!["view", "update", "delete"])
+    ) {
+        let base = policy();
+        let more = Policy::compile(&[Source::new("p.yaml", POLICY.replace(
+            "      - { resources: [device], actions: [view] }",
+            "      - { resources: [device], actions: [view] }\n      - { resources: [device], actions: [delete] }"))]).expect("compiles");
+        let less = Policy::compile(&[Source::new("p.yaml", POLICY.replace("delegation:", "denies:\n  - { resources: [device], actions: [update] }\ndelegation:"))]).expect("compiles");
+        let req = request(p, action, &scope, Some("p"));
+        let b = base.check(&req).allowed();
+        prop_assert!(!b || more.check(&req).allowed());
+        prop_assert!(!less.check(&req).allowed() || b);
+    }
+
+    #[test]
+    fn file_order_never_matters(p in arb_principal(), scope in arb_scope(), action in prop::sample::select(vec!["view", "update", "delete"])) {
+        let (head, tail) = POLICY.split_at(POLICY.find("roles:").unwrap_or(0));
+        let a = Policy::compile(&[Source::new("a.yaml", head), Source::new("b.yaml", tail)]).expect("a");
+        let b = Policy::compile(&[Source::new("b.yaml", tail), Source::new("a.yaml", head)]).expect("b");
+        let req = request(p, action, &scope, Some("p"));
+        let (x, y) = (a.check(&req), b.check(&req));
+        prop_assert_eq!(x.allowed(), y.allowed());
+        prop_assert_eq!(x.reason(), y.reason());
+    }
+}
