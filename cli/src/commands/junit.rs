@@ -34,8 +34,10 @@ fn line_of(source: &str) -> Option<u32> {
 /// Render the whole run.
 pub(crate) fn render(runs: &[PolicyRun], t: Totals) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests = t.passed + t.failed;
-    let errors = t.suite_errors + t.invalid;
+    // Every malformed suite and every policy that does not compile is one erroring testcase.
+    let bad_suites = runs.iter().flat_map(|r| &r.suites).filter(|s| s.errors().next().is_some()).count();
+    let errors = bad_suites + t.invalid;
+    let tests = t.passed + t.failed + errors;
     let _ =
         writeln!(x, "<testsuites name=\"rolescope\" tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\">", t.failed);
     for r in runs {

@@ -180,6 +180,17 @@ fn a_malformed_suite_fails_with_its_diagnostics() {
     assert!(r.stderr.contains("unknown principal fixture `bob`"), "{}", r.stderr);
     assert!(r.stderr.contains("demo/basics_test.yaml:27:"), "{}", r.stderr);
     assert!(r.stdout.contains("1 error in test suites"), "{}", r.stdout);
+    let junit = run(dir.path(), &["test", "--format", "junit"]);
+    assert!(
+        junit.stdout.contains("<testsuites name=\"rolescope\" tests=\"5\" failures=\"0\" errors=\"1\">"),
+        "the malformed suite counts as one erroring testcase:\n{}",
+        junit.stdout
+    );
+    assert!(
+        junit.stdout.contains("<error message=\"1 problem(s) in the suite\" type=\"invalid_suite\">"),
+        "{}",
+        junit.stdout
+    );
     let tap = run(dir.path(), &["test", "--format", "tap"]);
     assert!(tap.stdout.contains("not ok 5 - suite demo/basics_test.yaml is well-formed"), "{}", tap.stdout);
 }
