@@ -84,7 +84,7 @@ impl fmt::Display for Reason {
 }
 
 /// The outcome of one authorization question. Small and allocation-free on the common path;
-/// turn it into a [`DecisionReport`] with [`crate::Policy::report`] for names and locations.
+/// for names, locations and an explanation use [`crate::Policy::check_report`] or [`crate::Policy::explain`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub(crate) allowed: bool,

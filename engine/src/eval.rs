@@ -160,14 +160,8 @@ impl Policy {
             let lname = self.level(level).map(|l| l.name.as_str()).unwrap_or("?");
             return Err(format!("assignment {index}: role `{}` may not be held at level `{lname}`", a.role));
         }
-        // Roles may fix how far they reach below the tenant level, whatever the assignment says.
-        let above_tenants = self.tenant_level.is_some_and(|t| self.level_above(level, t));
-        let list = match r.tenant_access {
-            TenantAccess::All => None,
-            TenantAccess::Listed if above_tenants => Some(a.tenants.clone().unwrap_or_default()),
-            _ => a.tenants.clone(),
-        };
-        let tenants = match &list {
+        // The list as given is validated whatever the role does with it: bad data fails closed.
+        let given = match &a.tenants {
             None => None,
             Some(list) => {
                 let mut out: Vec<ScopeKey> = Vec::with_capacity(list.len());
@@ -189,6 +183,13 @@ impl Policy {
                 }
                 Some(out.into_boxed_slice())
             }
+        };
+        // Roles may fix how far they reach below the tenant level, whatever the assignment says.
+        let above_tenants = self.tenant_level.is_some_and(|t| self.level_above(level, t));
+        let tenants = match r.tenant_access {
+            TenantAccess::All => None,
+            TenantAccess::Listed if above_tenants => Some(given.unwrap_or_default()),
+            _ => given,
         };
         Ok(PreparedAssignment { index, role, rank: r.rank, level, scope: ScopeKey::new(&a.scope), tenants })
     }
