@@ -219,6 +219,13 @@ fn bench_compile(c: &mut Criterion) {
     g.bench_function("10k_roles_100k_grants_yaml", |b| b.iter(|| Policy::compile(black_box(&src))));
     g.bench_function("10k_roles_100k_grants_json", |b| b.iter(|| Policy::compile(black_box(&json))));
     g.finish();
+
+    // A shipped seed policy, as authors and the gateway load it.
+    let seed = [Source::new("roles.yaml", include_str!("../../policies/jumpcloud-mtp/roles.yaml"))];
+    Policy::compile(&seed).expect("seed policy compiles");
+    let mut g = c.benchmark_group("compile");
+    g.bench_function("seed_jumpcloud_mtp_yaml", |b| b.iter(|| Policy::compile(black_box(&seed))));
+    g.finish();
 }
 
 criterion_group!(benches, bench_msp, bench_scale, bench_compile);
