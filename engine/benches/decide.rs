@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use rolescope_engine::{Assignment, Policy, PreparedContext, Principal, Resource, Source};
+use rolescope_engine::{Assignment, Policy, Principal, Resource, Source};
 
 /// A generated MSP policy: `roles` roles of rising rank over 10 resource kinds, each with
 /// `grants_per_role` grants, some conditional; scopes msp > org > site.
@@ -142,7 +142,7 @@ fn bench_msp(c: &mut Criterion) {
     let mut suspended = principal(&roles, 100, 10);
     suspended.status = Some("suspended".into());
     let suspended = policy.prepare_principal(&suspended).expect("principal");
-    let ctx = PreparedContext::default();
+    let ctx = policy.empty_context();
     let allowed = policy.prepare_resource(&resource("device", 50, None)).expect("resource");
     let other = policy.prepare_resource(&resource("device", 61, None)).expect("resource");
     let owned = policy.prepare_resource(&resource("maintenance_window", 0, Some("ana"))).expect("resource");
@@ -192,7 +192,7 @@ fn bench_scale(c: &mut Criterion) {
         let names: Vec<String> = (0..10).map(|i| format!("role{}", (i * n) / 10)).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let p = policy.prepare_principal(&principal(&refs, n, 10)).expect("principal");
-        let ctx = PreparedContext::default();
+        let ctx = policy.empty_context();
         let r = policy.prepare_resource(&resource("kind3", n / 2, Some("bob"))).expect("resource");
         g.bench_with_input(BenchmarkId::new("roles_and_tenants", n), &n, |b, _| {
             b.iter(|| policy.decide(black_box(&p), "view", black_box(&r), &ctx))

@@ -975,6 +975,11 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     }
     let digest = hasher.finalize();
     let revision = format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let mut stamp_bytes = [0u8; 8];
+    for (dst, src) in stamp_bytes.iter_mut().zip(digest.iter()) {
+        *dst = *src;
+    }
+    let stamp = u64::from_le_bytes(stamp_bytes);
 
     let mut policy = Policy {
         name: name.map(|(n, _)| n).unwrap_or_default(),
@@ -1009,6 +1014,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         principal_order: Vec::new(),
         warnings: Vec::new(),
         revision,
+        stamp,
     };
 
     // ---- principals filed with the policy

@@ -75,6 +75,16 @@ impl Reason {
     pub fn parse(s: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// A stable small number for compact encodings (the position in [`Reason::ALL`]).
+    pub fn code(self) -> u8 {
+        Reason::ALL.iter().position(|r| *r == self).and_then(|p| u8::try_from(p).ok()).unwrap_or(u8::MAX)
+    }
+
+    /// The reason with the given [`Reason::code`].
+    pub fn from_code(code: u8) -> Option<Reason> {
+        Reason::ALL.get(usize::from(code)).copied()
+    }
 }
 
 impl fmt::Display for Reason {

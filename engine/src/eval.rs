@@ -141,6 +141,7 @@ impl Policy {
             }
         }
         Ok(PreparedPrincipal {
+            stamp: self.stamp,
             id: p.id.as_str().into(),
             status,
             attrs: attrs.into_boxed_slice(),
@@ -234,6 +235,7 @@ impl Policy {
             }
         }
         Ok(PreparedResource {
+            stamp: self.stamp,
             kind: kid,
             id: r.id.as_str().into(),
             scope: ScopeKey::new(&r.scope),
@@ -265,7 +267,7 @@ impl Policy {
                 *slot = Some(val);
             }
         }
-        Ok(PreparedContext { attrs: attrs.into_boxed_slice() })
+        Ok(PreparedContext { stamp: self.stamp, attrs: attrs.into_boxed_slice() })
     }
 
     fn resolve_principal<'a>(
@@ -309,8 +311,21 @@ impl Policy {
         Ok((p, r, c))
     }
 
+    /// Were these inputs prepared by this policy (same revision)?
+    #[inline]
+    fn same_policy(&self, p: &PreparedPrincipal, r: &PreparedResource, ctx: &PreparedContext) -> bool {
+        (p.stamp ^ self.stamp) | (r.stamp ^ self.stamp) | (ctx.stamp ^ self.stamp) == 0
+    }
+
     /// Decide on prepared inputs: the fast path (no allocation unless the action is unknown).
+    /// Inputs prepared by another policy revision deny with `invalid_request`.
     pub fn decide(&self, p: &PreparedPrincipal, action: &str, r: &PreparedResource, ctx: &PreparedContext) -> Decision {
+        if !self.same_policy(p, r, ctx) {
+            return Decision::deny_with(
+                Reason::InvalidRequest,
+                "inputs were prepared by another policy revision; prepare them again".into(),
+            );
+        }
         if p.status != Status::Active {
             return Decision::deny(Reason::PrincipalInactive);
         }
@@ -496,6 +511,7 @@ impl Policy {
     ) -> AllowedActions {
         let mut allowed = Vec::new();
         if p.status == Status::Active
+            && self.same_policy(p, r, ctx)
             && let Some(kind) = self.kind(r.kind)
         {
             for (i, name) in kind.actions.iter().enumerate() {
@@ -521,6 +537,7 @@ impl Policy {
         for r in resources {
             let mut m = 0u64;
             if p.status == Status::Active
+                && self.same_policy(p, r, ctx)
                 && let Some(kind) = self.kind(r.kind)
             {
                 for (i, name) in actions.iter().take(64).enumerate() {
@@ -760,6 +777,7 @@ impl Policy {
             Err(e) => return no(AssignReason::InvalidRequest, e.message().to_string()),
         };
         let target = PreparedResource {
+            stamp: self.stamp,
             kind: del.kind,
             id: req.role.as_str().into(),
             scope: ScopeKey::new(&req.scope),

@@ -257,6 +257,8 @@ pub(crate) struct PreparedAssignment {
 /// Build it once (per token, per session) and decide many times.
 #[derive(Debug, Clone)]
 pub struct PreparedPrincipal {
+    /// The [`Policy::stamp`] of the policy that prepared it.
+    pub(crate) stamp: u64,
     pub(crate) id: Box<str>,
     pub(crate) status: Status,
     pub(crate) attrs: Box<[Option<Value>]>,
@@ -285,6 +287,7 @@ impl PreparedPrincipal {
 /// A resource checked against a policy.
 #[derive(Debug, Clone)]
 pub struct PreparedResource {
+    pub(crate) stamp: u64,
     pub(crate) kind: KindId,
     pub(crate) id: Box<str>,
     pub(crate) scope: ScopeKey,
@@ -303,8 +306,9 @@ impl PreparedResource {
 }
 
 /// Request context checked against a policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PreparedContext {
+    pub(crate) stamp: u64,
     pub(crate) attrs: Box<[Option<Value>]>,
 }
 
@@ -355,6 +359,9 @@ pub struct Policy {
     pub(crate) principal_order: Vec<String>,
     pub(crate) warnings: Vec<Diagnostic>,
     pub(crate) revision: String,
+    /// The first 8 bytes of the revision hash: prepared inputs carry it, and a decision on
+    /// inputs prepared by another policy (e.g. before a reload) denies.
+    pub(crate) stamp: u64,
 }
 
 impl Policy {
@@ -374,6 +381,11 @@ impl Policy {
     pub fn revision(&self) -> &str {
         &self.revision
     }
+    /// An empty context (no request facts; declared defaults apply).
+    pub fn empty_context(&self) -> PreparedContext {
+        PreparedContext { stamp: self.stamp, attrs: self.context_defaults.clone() }
+    }
+
     /// Warnings found while compiling.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings

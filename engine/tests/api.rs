@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use rolescope_engine::{
-    AssignReason, AssignRequest, Assignment, Policy, PreparedContext, Principal, PrincipalRef, Reason, Request,
-    Resource, Severity, Source,
+    AssignReason, AssignRequest, Assignment, Policy, Principal, PrincipalRef, Reason, Request, Resource, Severity,
+    Source,
 };
 
 const POLICY: &str = r#"
@@ -90,9 +90,9 @@ fn prepared_fast_path_matches_check() {
             ..Default::default()
         })
         .expect("resource");
-    let d = pol.decide(&p, "view", &r, &PreparedContext::default());
+    let d = pol.decide(&p, "view", &r, &pol.empty_context());
     assert_eq!(d.reason(), Reason::OutOfScope);
-    assert_eq!(pol.decide(&p, "fly", &r, &PreparedContext::default()).reason(), Reason::UnknownAction);
+    assert_eq!(pol.decide(&p, "fly", &r, &pol.empty_context()).reason(), Reason::UnknownAction);
     let mine = pol
         .prepare_resource(&Resource {
             kind: "device".into(),
@@ -101,9 +101,28 @@ fn prepared_fast_path_matches_check() {
             ..Default::default()
         })
         .expect("resource");
-    assert_eq!(pol.allowed_actions(&p, &mine, &PreparedContext::default()).allowed, vec!["view".to_string()]);
-    let masks = pol.check_batch(&p, &["view", "update", "nope"], &[mine, r], &PreparedContext::default());
+    assert_eq!(pol.allowed_actions(&p, &mine, &pol.empty_context()).allowed, vec!["view".to_string()]);
+    let masks = pol.check_batch(&p, &["view", "update", "nope"], &[mine, r], &pol.empty_context());
     assert_eq!(masks, vec![0b001, 0b000]);
+}
+
+#[test]
+fn inputs_prepared_by_another_revision_deny() {
+    let a = policy();
+    let b = Policy::compile(&[Source::new("p.yaml", POLICY.replace("rank: 5", "rank: 6"))]).expect("compiles");
+    let p = a.prepare_principal(&principal("t", &[("boss", "msp:a")])).expect("principal");
+    let r = a
+        .prepare_resource(&Resource {
+            kind: "device".into(),
+            id: "d".into(),
+            scope: "msp:a/org:o1".into(),
+            ..Default::default()
+        })
+        .expect("resource");
+    assert!(a.decide(&p, "view", &r, &a.empty_context()).allowed());
+    let d = b.decide(&p, "view", &r, &b.empty_context());
+    assert_eq!(d.reason(), Reason::InvalidRequest);
+    assert!(b.allowed_actions(&p, &r, &b.empty_context()).allowed.is_empty());
 }
 
 #[test]
