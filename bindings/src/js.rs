@@ -1,0 +1,284 @@
+//! The JS API (wasm-bindgen). Inputs are plain JS objects shaped like the engine's wire types
+//! (`Request`, `Principal`, `Resource`); results are plain objects (see `rolescope.d.ts`).
+//! Malformed input denies with a reason; only loading a policy throws (with diagnostics).
+
+use js_sys::Array;
+use rolescope_engine as engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+
+fn to_js<T: Serialize + ?Sized>(v: &T) -> JsValue {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, String> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| e.to_string())
+}
+
+#[derive(Serialize)]
+struct Verdict<'a> {
+    allowed: bool,
+    reason: engine::Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+fn invalid(detail: &str) -> JsValue {
+    to_js(&Verdict { allowed: false, reason: engine::Reason::InvalidRequest, detail: Some(detail) })
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    name: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Validation<'a> {
+    valid: bool,
+    diagnostics: &'a [engine::Diagnostic],
+}
+
+fn compile_files(files: JsValue) -> Result<engine::Policy, JsValue> {
+    let files: Vec<File> = from_js(files).map_err(|e| JsValue::from_str(&format!("files: {e}")))?;
+    let sources: Vec<engine::Source> = files.into_iter().map(|f| engine::Source::new(f.name, f.text)).collect();
+    engine::Policy::compile(&sources).map_err(|e| to_js(&Validation { valid: false, diagnostics: e.diagnostics() }))
+}
+
+/// Validate role files (`[{name, text}]`) without keeping a policy: `{valid, diagnostics}`.
+#[wasm_bindgen]
+pub fn validate(files: JsValue) -> JsValue {
+    match compile_files(files) {
+        Ok(p) => to_js(&Validation { valid: true, diagnostics: p.warnings() }),
+        Err(e) => e,
+    }
+}
+
+/// A principal prepared once (per token or page) for many decisions.
+#[wasm_bindgen]
+pub struct PreparedPrincipal {
+    inner: engine::PreparedPrincipal,
+}
+
+#[wasm_bindgen]
+impl PreparedPrincipal {
+    /// The principal's id.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_owned()
+    }
+}
+
+/// A compiled policy.
+#[wasm_bindgen]
+pub struct Policy {
+    inner: engine::Policy,
+}
+
+#[wasm_bindgen]
+impl Policy {
+    /// Load a bundle written by `rolescope build`. Throws `{valid: false, diagnostics}`.
+    #[wasm_bindgen(js_name = fromBundle)]
+    pub fn from_bundle(json: &str) -> Result<Policy, JsValue> {
+        engine::Policy::from_bundle(json)
+            .map(|inner| Policy { inner })
+            .map_err(|e| to_js(&Validation { valid: false, diagnostics: e.diagnostics() }))
+    }
+
+    /// Compile role files given as text (`[{name, text}]`). Throws `{valid: false, diagnostics}`.
+    pub fn compile(files: JsValue) -> Result<Policy, JsValue> {
+        compile_files(files).map(|inner| Policy { inner })
+    }
+
+    /// The policy's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// The content hash of the sources (`sha256:...`).
+    #[wasm_bindgen(getter)]
+    pub fn revision(&self) -> String {
+        self.inner.revision().to_owned()
+    }
+
+    /// Warnings found while compiling.
+    #[wasm_bindgen(getter)]
+    pub fn warnings(&self) -> JsValue {
+        to_js(self.inner.warnings())
+    }
+
+    /// Roles with titles, ranks and levels (`RoleSummary[]`).
+    pub fn roles(&self) -> JsValue {
+        to_js(&self.inner.roles())
+    }
+
+    /// Decide a request: `{allowed, reason, detail?}`.
+    pub fn check(&self, request: JsValue) -> JsValue {
+        match from_js::<engine::Request>(request) {
+            Ok(req) => {
+                let d = self.inner.check(&req);
+                to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
+            }
+            Err(e) => invalid(&e),
+        }
+    }
+
+    /// Decide a request and describe it: `DecisionReport`.
+    #[wasm_bindgen(js_name = checkReport)]
+    pub fn check_report(&self, request: JsValue) -> JsValue {
+        match from_js::<engine::Request>(request) {
+            Ok(req) => to_js(&self.inner.check_report(&req)),
+            Err(e) => invalid(&e),
+        }
+    }
+
+    /// Decide a request with every step: `Explanation`.
+    pub fn explain(&self, request: JsValue) -> JsValue {
+        match from_js::<engine::Request>(request) {
+            Ok(req) => to_js(&self.inner.explain(&req)),
+            Err(e) => invalid(&e),
+        }
+    }
+
+    /// Prepare a principal for many decisions. Throws a message if it is malformed.
+    #[wasm_bindgen(js_name = preparePrincipal)]
+    pub fn prepare_principal(&self, principal: JsValue) -> Result<PreparedPrincipal, JsValue> {
+        let p: engine::Principal = from_js(principal).map_err(|e| JsValue::from_str(&e))?;
+        self.inner
+            .prepare_principal(&p)
+            .map(|inner| PreparedPrincipal { inner })
+            .map_err(|e| JsValue::from_str(e.message()))
+    }
+
+    /// The fast path: may `principal` take `action` on a `kind` at `scope`? Any malformed
+    /// part denies.
+    pub fn can(&self, principal: &PreparedPrincipal, action: &str, kind: &str, scope: &str) -> bool {
+        let r = engine::Resource {
+            kind: kind.into(),
+            id: String::new(),
+            scope: scope.into(),
+            attributes: Default::default(),
+        };
+        match self.inner.prepare_resource(&r) {
+            Ok(res) => self.inner.decide(&principal.inner, action, &res, &self.inner.empty_context()).allowed(),
+            Err(_) => false,
+        }
+    }
+
+    /// Decide for a prepared principal on a resource object (with attributes) and an optional
+    /// context object: `{allowed, reason, detail?}`.
+    pub fn decide(&self, principal: &PreparedPrincipal, action: &str, resource: JsValue, context: JsValue) -> JsValue {
+        match self.prepare(resource, context) {
+            Ok((r, c)) => {
+                let d = self.inner.decide(&principal.inner, action, &r, &c);
+                to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
+            }
+            Err((reason, detail)) => to_js(&Verdict { allowed: false, reason, detail: Some(&detail) }),
+        }
+    }
+
+    /// The actions `principal` may take on `resource`: `string[]` (empty when malformed).
+    #[wasm_bindgen(js_name = allowedActions)]
+    pub fn allowed_actions(&self, principal: &PreparedPrincipal, resource: JsValue, context: JsValue) -> JsValue {
+        match self.prepare(resource, context) {
+            Ok((r, c)) => to_js(&self.inner.allowed_actions(&principal.inner, &r, &c).allowed),
+            Err(_) => Array::new().into(),
+        }
+    }
+
+    /// For many resources at once (one call per page render): `string[][]`, aligned with
+    /// `resources`; `actions` limits the answer to those actions (all of each kind when empty).
+    #[wasm_bindgen(js_name = allowedActionsBatch)]
+    pub fn allowed_actions_batch(
+        &self,
+        principal: &PreparedPrincipal,
+        resources: JsValue,
+        actions: Vec<String>,
+        context: JsValue,
+    ) -> JsValue {
+        let resources: Vec<engine::Resource> = match from_js(resources) {
+            Ok(r) => r,
+            Err(_) => return Array::new().into(),
+        };
+        let ctx = match self.context(context) {
+            Ok(c) => c,
+            Err(_) => return to_js(&vec![Vec::<String>::new(); resources.len()]),
+        };
+        let wanted: Vec<&str> = actions.iter().map(String::as_str).collect();
+        let out: Vec<Vec<String>> = resources
+            .iter()
+            .map(|r| match self.inner.prepare_resource(r) {
+                Err(_) => Vec::new(),
+                Ok(res) if wanted.is_empty() => self.inner.allowed_actions(&principal.inner, &res, &ctx).allowed,
+                Ok(res) => {
+                    let mask = self.inner.check_batch(&principal.inner, &wanted, std::slice::from_ref(&res), &ctx);
+                    let m = mask.first().copied().unwrap_or(0);
+                    wanted
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| m & (1u64 << i) != 0)
+                        .map(|(_, a)| (*a).to_owned())
+                        .collect()
+                }
+            })
+            .collect();
+        to_js(&out)
+    }
+
+    /// May the principal assign `role` at `scope`? `AssignDecision`.
+    #[wasm_bindgen(js_name = canAssign)]
+    pub fn can_assign(&self, request: JsValue) -> JsValue {
+        match from_js::<engine::AssignRequest>(request) {
+            Ok(req) => to_js(&self.inner.can_assign(&req)),
+            Err(e) => to_js(&engine::AssignDecision {
+                allowed: false,
+                reason: engine::AssignReason::InvalidRequest,
+                explanation: e,
+            }),
+        }
+    }
+
+    /// Which invariants a set of principals breaks: `InvariantViolation[]`.
+    #[wasm_bindgen(js_name = checkInvariants)]
+    pub fn check_invariants(&self, principals: JsValue) -> Result<JsValue, JsValue> {
+        let ps: Vec<engine::Principal> = from_js(principals).map_err(|e| JsValue::from_str(&e))?;
+        Ok(to_js(&self.inner.check_invariants(&ps)))
+    }
+
+    /// Run a test suite (YAML text) against this policy: `{report, diagnostics, coverage}`.
+    #[wasm_bindgen(js_name = runSuite)]
+    pub fn run_suite(&self, name: &str, text: &str) -> JsValue {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            report: &'a engine::SuiteReport,
+            diagnostics: &'a [engine::Diagnostic],
+            coverage: &'a engine::Coverage,
+        }
+        let mut cov = engine::CoverageTracker::new();
+        let (report, diagnostics) = self.inner.run_suite(&engine::Source::new(name, text), &mut cov);
+        to_js(&Out { report: &report, diagnostics: &diagnostics, coverage: &cov.report(&self.inner) })
+    }
+}
+
+impl Policy {
+    fn context(&self, context: JsValue) -> Result<engine::PreparedContext, (engine::Reason, String)> {
+        if context.is_undefined() || context.is_null() {
+            return Ok(self.inner.empty_context());
+        }
+        let map: serde_json::Map<String, serde_json::Value> =
+            from_js(context).map_err(|e| (engine::Reason::InvalidRequest, e))?;
+        self.inner.prepare_context(&map).map_err(|e| (e.reason(), e.message().to_owned()))
+    }
+
+    fn prepare(
+        &self,
+        resource: JsValue,
+        context: JsValue,
+    ) -> Result<(engine::PreparedResource, engine::PreparedContext), (engine::Reason, String)> {
+        let r: engine::Resource = from_js(resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
+        let res = self.inner.prepare_resource(&r).map_err(|e| (e.reason(), e.message().to_owned()))?;
+        Ok((res, self.context(context)?))
+    }
+}
