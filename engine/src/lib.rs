@@ -26,7 +26,7 @@ pub use diag::{CompileError, Diagnostic, Severity, SourceLocation};
 pub use eval::{AllowedActions, RequestError};
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
 pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
-pub use suite::{CaseResult, Coverage, CoverageTracker, SuiteReport, Uncovered};
+pub use suite::{CaseResult, Coverage, CoverageTracker, SuiteFixtures, SuiteReport, Uncovered};
 
 impl Policy {
     /// Parse, validate and compile role files (YAML, or JSON for names ending in `.json`)

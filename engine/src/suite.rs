@@ -195,6 +195,8 @@ struct Runner<'a> {
     diags: Vec<Diagnostic>,
     results: Vec<CaseResult>,
     cov: &'a mut CoverageTracker,
+    /// When set, every check case's concrete request is recorded here.
+    collect: Option<Vec<(String, Request)>>,
 }
 
 impl Runner<'_> {
@@ -332,6 +334,9 @@ impl Runner<'_> {
     ) {
         let req =
             Request { principal: p.clone(), action: action.to_owned(), resource: r.clone(), context: ctx.clone() };
+        if let Some(c) = &mut self.collect {
+            c.push((name.clone(), req.clone()));
+        }
         let ex = self.policy.explain(&req);
         self.cov.record(&ex);
         let want_reason = reason.map(|r| r.value.clone());
@@ -563,6 +568,7 @@ impl Policy {
             diags: Vec::new(),
             results: Vec::new(),
             cov: coverage,
+            collect: None,
         };
         for (i, c) in raw.cases.iter().enumerate() {
             runner.case(i, c);
@@ -577,6 +583,75 @@ impl Policy {
             diags,
         )
     }
+}
+
+impl Policy {
+    /// The check cases of a suite as concrete requests (fixtures resolved, suite defaults and
+    /// `now` applied), named like the suite's results. Hosts replay them for parity.
+    pub fn suite_requests(&self, suite: &Source) -> Result<Vec<(String, Request)>, Vec<Diagnostic>> {
+        let raw = parse_suite(suite).map_err(|d| vec![*d])?;
+        let mut cov = CoverageTracker::new();
+        let mut runner = Runner {
+            policy: self,
+            suite: &raw,
+            file: suite.name(),
+            diags: Vec::new(),
+            results: Vec::new(),
+            cov: &mut cov,
+            collect: Some(Vec::new()),
+        };
+        for (i, c) in raw.cases.iter().enumerate() {
+            runner.case(i, c);
+        }
+        if !runner.diags.is_empty() {
+            return Err(runner.diags);
+        }
+        Ok(runner.collect.unwrap_or_default())
+    }
+
+    /// The principals, resources and contexts a suite declares as fixtures (with `id`s filled
+    /// in), for generating requests over a policy.
+    pub fn suite_fixtures(&self, suite: &Source) -> Result<SuiteFixtures, Vec<Diagnostic>> {
+        let raw = parse_suite(suite).map_err(|d| vec![*d])?;
+        let principals = raw
+            .principals
+            .0
+            .iter()
+            .map(|(k, p)| {
+                let mut p = p.clone();
+                if p.id.is_empty() {
+                    p.id.clone_from(&k.value);
+                }
+                p
+            })
+            .collect();
+        let resources = raw.resources.0.iter().map(|(_, r)| r.clone()).collect();
+        let mut contexts = vec![raw.context.clone()];
+        for (_, c) in &raw.contexts.0 {
+            let mut m = raw.context.clone();
+            m.extend(c.clone());
+            contexts.push(m);
+        }
+        if let Some(now) = &raw.now
+            && self.context_attr_index.contains_key("now")
+        {
+            for c in &mut contexts {
+                c.entry("now").or_insert_with(|| serde_json::Value::String(now.clone()));
+            }
+        }
+        Ok(SuiteFixtures { principals, resources, contexts })
+    }
+}
+
+/// Fixtures of a suite (see [`Policy::suite_fixtures`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SuiteFixtures {
+    /// Principal fixtures.
+    pub principals: Vec<Principal>,
+    /// Resource fixtures.
+    pub resources: Vec<Resource>,
+    /// The default context, then each named context merged over it.
+    pub contexts: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl CoverageTracker {
