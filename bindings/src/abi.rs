@@ -232,12 +232,12 @@ pub fn rs_decide(len: u32) -> i32 {
             let Some(Some(principal)) = st.principals.get(handle as usize) else { return ERR_MALFORMED };
             let resource = Resource { kind: kind.into(), id: id.into(), scope: scope.into(), attributes };
             let prepared = policy.prepare_resource(&resource).and_then(|res| {
-                let ctx = if context.is_empty() { policy.empty_context() } else { policy.prepare_context(&context)? };
+                let ctx = if context.is_empty() { None } else { Some(policy.prepare_context(&context)?) };
                 Ok((res, ctx))
             });
             match prepared {
                 Ok((res, ctx)) => {
-                    let d = policy.decide(principal, action, &res, &ctx);
+                    let d = policy.decide(principal, action, &res, ctx.as_ref().unwrap_or(policy.empty_context()));
                     encode(d.allowed(), d.reason())
                 }
                 Err(e) => encode(false, e.reason()),

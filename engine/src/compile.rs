@@ -981,6 +981,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     }
     let stamp = u64::from_le_bytes(stamp_bytes);
 
+    let context_defaults_copy: Box<[Option<crate::value::Value>]> = context_defaults.into_boxed_slice();
     let mut policy = Policy {
         name: name.map(|(n, _)| n).unwrap_or_default(),
         description,
@@ -1003,7 +1004,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             .map(|(i, (n, _))| (n.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
             .collect(),
         context_attrs,
-        context_defaults: context_defaults.into_boxed_slice(),
+        context_defaults: context_defaults_copy.clone(),
         roles,
         role_index,
         global,
@@ -1015,6 +1016,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         warnings: Vec::new(),
         revision,
         stamp,
+        empty_context: crate::policy::PreparedContext { stamp, attrs: context_defaults_copy },
     };
 
     // ---- principals filed with the policy

@@ -362,6 +362,8 @@ pub struct Policy {
     /// The first 8 bytes of the revision hash: prepared inputs carry it, and a decision on
     /// inputs prepared by another policy (e.g. before a reload) denies.
     pub(crate) stamp: u64,
+    /// A context with only the declared defaults, built once.
+    pub(crate) empty_context: PreparedContext,
 }
 
 impl Policy {
@@ -382,8 +384,8 @@ impl Policy {
         &self.revision
     }
     /// An empty context (no request facts; declared defaults apply).
-    pub fn empty_context(&self) -> PreparedContext {
-        PreparedContext { stamp: self.stamp, attrs: self.context_defaults.clone() }
+    pub fn empty_context(&self) -> &PreparedContext {
+        &self.empty_context
     }
 
     /// Warnings found while compiling.
