@@ -182,7 +182,7 @@ impl Policy {
             attributes: Default::default(),
         };
         match self.inner.prepare_resource(&r) {
-            Ok(res) => self.inner.decide(&principal.inner, action, &res, &self.inner.empty_context()).allowed(),
+            Ok(res) => self.inner.decide(&principal.inner, action, &res, self.inner.empty_context()).allowed(),
             Err(_) => false,
         }
     }
@@ -205,7 +205,7 @@ impl Policy {
     /// The fastest path: prepared principal, action, prepared resource, no context (declared
     /// defaults apply). Inputs prepared by another policy deny.
     pub fn allowed(&self, principal: &PreparedPrincipal, action: &str, resource: &PreparedResource) -> bool {
-        self.inner.decide(&principal.inner, action, &resource.inner, &self.inner.empty_context()).allowed()
+        self.inner.decide(&principal.inner, action, &resource.inner, self.inner.empty_context()).allowed()
     }
 
     /// Decide for a prepared principal on a resource object (with attributes) and an optional

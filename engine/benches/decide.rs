@@ -146,21 +146,19 @@ fn bench_msp(c: &mut Criterion) {
     let allowed = policy.prepare_resource(&resource("device", 50, None)).expect("resource");
     let other = policy.prepare_resource(&resource("device", 61, None)).expect("resource");
     let owned = policy.prepare_resource(&resource("maintenance_window", 0, Some("ana"))).expect("resource");
-    assert!(policy.decide(&p, "update", &allowed, &ctx).allowed());
-    assert!(!policy.decide(&p, "update", &other, &ctx).allowed());
-    assert!(policy.decide(&p, "delete", &owned, &ctx).allowed());
-    assert!(!policy.decide(&suspended, "view", &allowed, &ctx).allowed());
+    assert!(policy.decide(&p, "update", &allowed, ctx).allowed());
+    assert!(!policy.decide(&p, "update", &other, ctx).allowed());
+    assert!(policy.decide(&p, "delete", &owned, ctx).allowed());
+    assert!(!policy.decide(&suspended, "view", &allowed, ctx).allowed());
 
     let mut g = c.benchmark_group("decide/msp");
-    g.bench_function("allowed_org", |b| b.iter(|| policy.decide(black_box(&p), "update", black_box(&allowed), &ctx)));
-    g.bench_function("other_org_denied", |b| {
-        b.iter(|| policy.decide(black_box(&p), "update", black_box(&other), &ctx))
-    });
+    g.bench_function("allowed_org", |b| b.iter(|| policy.decide(black_box(&p), "update", black_box(&allowed), ctx)));
+    g.bench_function("other_org_denied", |b| b.iter(|| policy.decide(black_box(&p), "update", black_box(&other), ctx)));
     g.bench_function("ownership_condition", |b| {
-        b.iter(|| policy.decide(black_box(&p), "delete", black_box(&owned), &ctx))
+        b.iter(|| policy.decide(black_box(&p), "delete", black_box(&owned), ctx))
     });
     g.bench_function("suspended", |b| {
-        b.iter(|| policy.decide(black_box(&suspended), "view", black_box(&allowed), &ctx))
+        b.iter(|| policy.decide(black_box(&suspended), "view", black_box(&allowed), ctx))
     });
     // the whole path from request data: preparation included
     let req = rolescope_engine::Request {
@@ -174,13 +172,13 @@ fn bench_msp(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("batch");
     g.bench_function("allowed_actions_one_resource", |b| {
-        b.iter(|| policy.allowed_actions(black_box(&p), black_box(&allowed), &ctx))
+        b.iter(|| policy.allowed_actions(black_box(&p), black_box(&allowed), ctx))
     });
     let many: Vec<_> =
         (0..100).map(|i| policy.prepare_resource(&resource("device", i, None)).expect("resource")).collect();
     let actions = ["view", "update", "delete", "reboot"];
     g.bench_function("100_resources_x_4_actions", |b| {
-        b.iter(|| policy.check_batch(black_box(&p), &actions, black_box(&many), &ctx))
+        b.iter(|| policy.check_batch(black_box(&p), &actions, black_box(&many), ctx))
     });
     g.finish();
 }
@@ -195,7 +193,7 @@ fn bench_scale(c: &mut Criterion) {
         let ctx = policy.empty_context();
         let r = policy.prepare_resource(&resource("kind3", n / 2, Some("bob"))).expect("resource");
         g.bench_with_input(BenchmarkId::new("roles_and_tenants", n), &n, |b, _| {
-            b.iter(|| policy.decide(black_box(&p), "view", black_box(&r), &ctx))
+            b.iter(|| policy.decide(black_box(&p), "view", black_box(&r), ctx))
         });
     }
     g.finish();

@@ -90,9 +90,9 @@ fn prepared_fast_path_matches_check() {
             ..Default::default()
         })
         .expect("resource");
-    let d = pol.decide(&p, "view", &r, &pol.empty_context());
+    let d = pol.decide(&p, "view", &r, pol.empty_context());
     assert_eq!(d.reason(), Reason::OutOfScope);
-    assert_eq!(pol.decide(&p, "fly", &r, &pol.empty_context()).reason(), Reason::UnknownAction);
+    assert_eq!(pol.decide(&p, "fly", &r, pol.empty_context()).reason(), Reason::UnknownAction);
     let mine = pol
         .prepare_resource(&Resource {
             kind: "device".into(),
@@ -101,8 +101,8 @@ fn prepared_fast_path_matches_check() {
             ..Default::default()
         })
         .expect("resource");
-    assert_eq!(pol.allowed_actions(&p, &mine, &pol.empty_context()).allowed, vec!["view".to_string()]);
-    let masks = pol.check_batch(&p, &["view", "update", "nope"], &[mine, r], &pol.empty_context());
+    assert_eq!(pol.allowed_actions(&p, &mine, pol.empty_context()).allowed, vec!["view".to_string()]);
+    let masks = pol.check_batch(&p, &["view", "update", "nope"], &[mine, r], pol.empty_context());
     assert_eq!(masks, vec![0b001, 0b000]);
 }
 
@@ -119,10 +119,10 @@ fn inputs_prepared_by_another_revision_deny() {
             ..Default::default()
         })
         .expect("resource");
-    assert!(a.decide(&p, "view", &r, &a.empty_context()).allowed());
-    let d = b.decide(&p, "view", &r, &b.empty_context());
+    assert!(a.decide(&p, "view", &r, a.empty_context()).allowed());
+    let d = b.decide(&p, "view", &r, b.empty_context());
     assert_eq!(d.reason(), Reason::InvalidRequest);
-    assert!(b.allowed_actions(&p, &r, &b.empty_context()).allowed.is_empty());
+    assert!(b.allowed_actions(&p, &r, b.empty_context()).allowed.is_empty());
 }
 
 #[test]
