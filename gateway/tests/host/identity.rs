@@ -13,11 +13,11 @@ fn sections(wasm: &[u8]) -> Vec<u8> {
     assert_eq!(wasm.get(..8), Some(&b"\0asm\x01\0\0\0"[..]), "a core wasm module, version 1");
     let (mut ids, mut i) = (Vec::new(), 8);
     while i < wasm.len() {
-        let id = wasm[i];
+        let Some(&id) = wasm.get(i) else { break };
         i += 1;
         let (mut size, mut shift) = (0usize, 0);
         loop {
-            let b = wasm[i];
+            let b = wasm.get(i).copied().unwrap_or(0);
             i += 1;
             size |= usize::from(b & 0x7f) << shift;
             shift += 7;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The workspace root.
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     dir.canonicalize().unwrap_or(dir)
 }
@@ -18,7 +18,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The path of the module file (the npm package's `_bg.wasm`).
-pub fn path() -> &'static Path {
+pub(crate) fn path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| match std::env::var_os("ROLESCOPE_WASM") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -27,16 +27,19 @@ pub fn path() -> &'static Path {
 }
 
 /// The module's bytes, read once.
-pub fn bytes() -> &'static [u8] {
+#[expect(clippy::panic, reason = "a test helper: a failure here is a test failure")]
+pub(crate) fn bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| std::fs::read(path()).unwrap_or_else(|e| panic!("{}: {e}", path().display())))
 }
 
+#[expect(clippy::panic, reason = "a test helper: a failure here is a test failure")]
 fn run(cmd: &mut Command) {
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
+#[expect(clippy::expect_used, reason = "a test helper: a failure here is a test failure")]
 fn build() -> PathBuf {
     let target = target_dir();
     let out = target.join("wasm/host-test");

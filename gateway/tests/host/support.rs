@@ -1,4 +1,5 @@
 //! Shared fixtures: one compiled engine per process, the policy folders and their bundles.
+#![expect(clippy::expect_used, clippy::panic, reason = "test helpers: a failure here is a test failure")]
 
 use std::sync::OnceLock;
 
@@ -9,29 +10,29 @@ use crate::module;
 
 /// The engine module compiled once (default config, no bundle). Tests derive engines with
 /// their own limits and bundle slot from it ([`WasmEngine::reconfigured`]).
-pub fn compiled() -> &'static WasmEngine {
+pub(crate) fn compiled() -> &'static WasmEngine {
     static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
     ENGINE.get_or_init(|| WasmEngine::new(module::bytes(), Config::default()).expect("engine module compiles"))
 }
 
 /// A fresh engine (own bundle slot) with `config`.
-pub fn engine(config: Config) -> WasmEngine {
+pub(crate) fn engine(config: Config) -> WasmEngine {
     compiled().reconfigured(config).expect("engine")
 }
 
 /// Every policy folder under `policies/` and `tests/corpus/`, compiled natively, with bundles.
-pub fn folders() -> &'static [Folder] {
+pub(crate) fn folders() -> &'static [Folder] {
     static FOLDERS: OnceLock<Vec<Folder>> = OnceLock::new();
     FOLDERS.get_or_init(|| rolescope_parity::folders(&module::workspace()).expect("policy folders"))
 }
 
 /// The folder `dir` (e.g. `policies/juniper-mist-msp`).
-pub fn folder(dir: &str) -> &'static Folder {
+pub(crate) fn folder(dir: &str) -> &'static Folder {
     folders().iter().find(|f| f.dir == dir).unwrap_or_else(|| panic!("no folder {dir}"))
 }
 
 /// An engine with the folder's bundle loaded.
-pub fn loaded(dir: &str, config: Config) -> WasmEngine {
+pub(crate) fn loaded(dir: &str, config: Config) -> WasmEngine {
     let e = engine(config);
     let rev = e.load(&folder(dir).bundle).expect("bundle loads");
     assert_eq!(rev.as_str(), folder(dir).policy.revision());
