@@ -1,11 +1,12 @@
 //! Fail closed: a trap, a timeout, an out-of-memory guest, an answer out of contract, no
 //! policy, a corrupt bundle, bad input: each is a deny (an error, never an allow), and the
 //! next call works again on a fresh instance.
+#![expect(clippy::expect_used, reason = "test helpers: a failure here is a test failure")]
 
 use std::time::Duration;
 
 use rolescope_engine::{Principal, Reason};
-use rolescope_gateway::{Config, Decision, Error, Host, Query, WasmEngine};
+use rolescope_gateway::{Config, Decision, Error, Host, Query};
 use serde_json::{Map, Value};
 
 use crate::support;
