@@ -24,5 +24,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p rolescope-engine --no-deps --all-feature
 step "benchmarks compile (they run with scripts/bench.sh, not here)"
 cargo bench --workspace --no-run --locked
 
-step "tests (unit, public API, corpus, CLI, doc tests)"
-cargo test --workspace --all-features --locked
+step "wasm module and npm package (cargo xtask wasm: installs wasm-bindgen-cli and binaryen if missing)"
+cargo xtask wasm
+
+step "tests (unit, public API, corpus, CLI, doc tests; the gateway runs the module just built)"
+ROLESCOPE_WASM="$PWD/target/wasm/rolescope.wasm" cargo test --workspace --all-features --locked
+
+step "parity corpus: native decisions (target/parity)"
+cargo run -q --locked -p rolescope-parity
+
+step "Node: the npm package runs the corpus, the parity corpus, its error paths and its types"
+node --test bindings/npm/test/
