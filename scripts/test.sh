@@ -28,7 +28,7 @@ step "wasm module and npm package (cargo xtask wasm: installs wasm-bindgen-cli a
 cargo xtask wasm
 
 step "tests (unit, public API, corpus, CLI, doc tests; the gateway runs the module just built)"
-ROLESCOPE_WASM="$PWD/target/wasm/rolescope.wasm" cargo test --workspace --all-features --locked
+ROLESCOPE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/wasm/rolescope.wasm" cargo test --workspace --all-features --locked
 
 step "parity corpus: native decisions (target/parity)"
 cargo run -q --locked -p rolescope-parity

@@ -3,11 +3,14 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The repository root. */
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Cargo's target folder (`CARGO_TARGET_DIR` when set), where `target/wasm/` is written. */
+export const targetDir = process.env.CARGO_TARGET_DIR ? resolve(root, process.env.CARGO_TARGET_DIR) : join(root, "target");
 
 /** The package `cargo xtask wasm` builds. */
 export const pkgDir = join(root, "bindings", "pkg");

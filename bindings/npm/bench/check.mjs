@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { loadPackage, pkgDir, root } from "../testing.mjs";
+import { loadPackage, pkgDir, targetDir } from "../testing.mjs";
 
 const quick = process.argv.includes("--quick");
 const ROUND_MS = quick ? 100 : 400;
@@ -233,7 +233,7 @@ for (const [name, fn, goal, native] of benches) {
   results.push({ name, ns_per_op: Math.round(ns), goal_ns: goal, native });
 }
 
-const out = join(root, "target", "bench");
+const out = join(targetDir, "bench");
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, "node.json"), `${JSON.stringify({ node: process.version, quick, results }, null, 2)}\n`);
 console.log(`\nwritten: ${join(out, "node.json")}`);

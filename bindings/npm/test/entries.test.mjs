@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 
-import { pkgDir, root } from "../testing.mjs";
+import { pkgDir, root, targetDir } from "../testing.mjs";
 
 // A project that depends on the package: node_modules/rolescope -> bindings/pkg.
 const project = mkdtempSync(join(tmpdir(), "rolescope-npm-"));
@@ -71,20 +71,20 @@ console.log(JSON.stringify(Policy.compile(JSON.parse(FILES)).check(JSON.parse(RE
 
 test("one module, byte for byte: every entry and target/wasm/rolescope.wasm", () => {
   const sha = (p) => createHash("sha256").update(readFileSync(p)).digest("hex");
-  const gateway = sha(join(root, "target/wasm/rolescope.wasm"));
+  const gateway = sha(join(targetDir, "wasm/rolescope.wasm"));
   for (const entry of ["node", "web", "bundler"]) {
     assert.equal(sha(join(pkgDir, entry, "rolescope_wasm_bg.wasm")), gateway, `${entry}/rolescope_wasm_bg.wasm differs`);
   }
-  const recorded = readFileSync(join(root, "target/wasm/rolescope.wasm.sha256"), "utf8").split(/\s+/)[0];
+  const recorded = readFileSync(join(targetDir, "wasm/rolescope.wasm.sha256"), "utf8").split(/\s+/)[0];
   assert.equal(recorded, gateway);
-  const size = JSON.parse(readFileSync(join(root, "target/wasm/size.json"), "utf8"));
+  const size = JSON.parse(readFileSync(join(targetDir, "wasm/size.json"), "utf8"));
   assert.equal(size.sha256, gateway);
-  assert.equal(size.raw_bytes, readFileSync(join(root, "target/wasm/rolescope.wasm")).length);
+  assert.equal(size.raw_bytes, readFileSync(join(targetDir, "wasm/rolescope.wasm")).length);
   assert.ok(size.gzip9_bytes > 0 && size.gzip9_bytes < size.raw_bytes);
 });
 
 test("the module exports the plain ABI (bindings/ABI.md) next to the JS API", () => {
-  const module = new WebAssembly.Module(readFileSync(join(root, "target/wasm/rolescope.wasm")));
+  const module = new WebAssembly.Module(readFileSync(join(targetDir, "wasm/rolescope.wasm")));
   const names = WebAssembly.Module.exports(module).map((e) => e.name);
   for (const e of ["rs_abi_version", "rs_input", "rs_output_ptr", "rs_output_len", "rs_load_bundle",
     "rs_principal", "rs_principal_free", "rs_decide", "rs_check_json"]) {
