@@ -78,7 +78,13 @@ pub(super) struct Guest {
     instance: Instance,
     memory: Memory,
     f: Exports,
+    /// The input buffer: its address and size (0 until the first input).
+    input_ptr: usize,
+    input_cap: usize,
 }
+
+/// Smallest input buffer the host asks for: a compact request and most JSON inputs fit.
+const MIN_INPUT: usize = 4096;
 
 fn protocol(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Protocol, detail)
@@ -130,7 +136,7 @@ impl Guest {
             decide: instance.get_typed_func(&mut store, "rs_decide").map_err(module)?,
             check_json: instance.get_typed_func(&mut store, "rs_check_json").map_err(module)?,
         };
-        Ok(Self { store, instance, memory, f })
+        Ok(Self { store, instance, memory, f, input_ptr: 0, input_cap: 0 })
     }
 
     /// `rs_abi_version()`, checked once per engine on a probe instance.
@@ -158,6 +164,10 @@ impl Guest {
         let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
         self.store.set_epoch_deadline(ticks);
+        // A buffer sized behind the host's back: forget the one the host knows.
+        if name == "rs_input" {
+            self.input_cap = 0;
+        }
         func.call(&mut self.store, &params, &mut results).map_err(|e| self.classify(e))?;
         Ok(results.iter().map(|v| v.i32().unwrap_or(i32::MIN)).collect())
     }
@@ -174,17 +184,27 @@ impl Guest {
         }
     }
 
-    /// Size the guest's input buffer and copy `bytes` into it; returns the length to pass on.
+    /// Copy `bytes` into the guest's input buffer; returns the length to pass to the operation.
+    ///
+    /// The buffer is sized once (`rs_input`, at least [`MIN_INPUT`] bytes) and reused while
+    /// inputs fit: its address stays valid until the next `rs_input`, and every operation reads
+    /// the first `len` bytes. A decision is then one call into the guest, not two.
     fn put(&mut self, bytes: &[u8]) -> Result<u32, Error> {
         let len = u32::try_from(bytes.len())
             .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("input of {} bytes", bytes.len())))?;
-        let ptr = self.f.input.call(&mut self.store, len).map_err(|e| self.classify(e))?;
-        let start = usize::try_from(ptr).map_err(|_| protocol("input address"))?;
+        if bytes.len() > self.input_cap {
+            let cap = bytes.len().max(MIN_INPUT);
+            let cap32 = u32::try_from(cap).unwrap_or(len);
+            let ptr = self.f.input.call(&mut self.store, cap32).map_err(|e| self.classify(e))?;
+            self.input_ptr = usize::try_from(ptr).map_err(|_| protocol("input address"))?;
+            self.input_cap = usize::try_from(cap32).unwrap_or(0);
+        }
+        let start = self.input_ptr;
         let dst = self
             .memory
             .data_mut(&mut self.store)
             .get_mut(start..start.saturating_add(bytes.len()))
-            .ok_or_else(|| protocol(format!("input buffer at {ptr} (+{len}) is outside the guest's memory")))?;
+            .ok_or_else(|| protocol(format!("input buffer at {start} (+{len}) is outside the guest's memory")))?;
         dst.copy_from_slice(bytes);
         Ok(len)
     }
@@ -252,5 +272,28 @@ impl Guest {
         let code = self.f.check_json.call(&mut self.store, len).map_err(|e| self.classify(e))?;
         let decision = decode(code)?;
         Ok((decision, self.output()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_codes_within_the_contract_decode() {
+        for r in Reason::ALL {
+            let code = (i32::from(r.code()) << 1) | i32::from(r == Reason::Allowed);
+            let d = decode(code).expect("in contract");
+            assert_eq!((d.allowed(), d.reason()), (r == Reason::Allowed, r));
+        }
+        // negative codes (malformed, no policy, anything else)
+        for code in [-1, -2, -3, i32::MIN] {
+            assert_eq!(decode(code).expect_err("negative").kind(), ErrorKind::Protocol);
+        }
+        // an unknown reason code, and an allowed bit that contradicts the reason
+        let unknown = i32::try_from(Reason::ALL.len()).expect("small") << 1;
+        for code in [unknown, unknown | 1, i32::MAX, (i32::from(Reason::ExplicitDeny.code()) << 1) | 1, 0] {
+            assert!(decode(code).expect_err("out of contract").is_guest_failure(), "{code}");
+        }
     }
 }

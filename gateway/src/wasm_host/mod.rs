@@ -82,14 +82,18 @@ impl Config {
         self
     }
 
-    /// A deadline in ticks: enough whole ticks to cover it, plus one for the tick in progress.
+    /// A deadline in ticks: enough whole ticks to cover it, plus one for the tick in progress;
+    /// at most [`Config::MAX_TICKS`] (wasmtime adds it to the current epoch).
     fn ticks(&self, deadline: Duration) -> u64 {
         if deadline.is_zero() {
             return 0;
         }
         let tick = self.tick.as_nanos().max(1);
-        u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX - 1).saturating_add(1)
+        u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).saturating_add(1).min(Self::MAX_TICKS)
     }
+
+    /// A deadline that never comes in practice (2^62 ticks), and cannot overflow the epoch.
+    const MAX_TICKS: u64 = 1 << 62;
 }
 
 /// The revision of a loaded policy bundle (its content hash, from the engine).
@@ -321,3 +325,28 @@ fn same(a: &Arc<Shared>, b: &Arc<Shared>) -> bool {
 
 /// For [`Host`]: the owner token type.
 type Owner = Weak<()>;
+
+// Engines are shared across threads; a host moves to (but is never shared between) threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<WasmEngine>();
+    send::<Host>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks_plus_the_one_in_progress() {
+        let c = Config::default();
+        assert_eq!(c.ticks(Duration::ZERO), 0);
+        assert_eq!(c.ticks(Duration::from_micros(1)), 2);
+        assert_eq!(c.ticks(Duration::from_millis(1)), 2);
+        assert_eq!(c.ticks(Duration::from_micros(1_001)), 3);
+        assert_eq!(c.ticks(Duration::from_millis(25)), 26);
+        assert_eq!(c.clone().tick(Duration::ZERO).ticks(Duration::from_millis(1)), 11);
+        assert_eq!(c.ticks(Duration::MAX), Config::MAX_TICKS);
+    }
+}
