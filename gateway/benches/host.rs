@@ -10,6 +10,7 @@
 #![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]
 
 #[path = "../tests/host/module.rs"]
+#[expect(dead_code, reason = "shared with the tests, which use all of it")]
 mod module;
 
 use std::hint::black_box;

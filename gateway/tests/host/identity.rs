@@ -81,14 +81,20 @@ fn the_host_loads_the_npm_packages_module_byte_for_byte() {
     let engine = support::compiled();
     assert_eq!(engine.module_sha256(), sha256(&on_disk), "{}", module::path().display());
     assert_eq!(engine.module_sha256(), sha256(module::bytes()));
-    // The xtask places identical bytes for every npm target: check the siblings it wrote.
-    let dir = module::path().parent().expect("parent");
-    if dir.file_name().is_some_and(|n| n == "pkg-web") {
-        for sibling in ["pkg-nodejs", "pkg-bundler"] {
-            let p = dir.with_file_name(sibling).join("rolescope_wasm_bg.wasm");
+    // Built by the xtask (`ROLESCOPE_WASM`): the npm package's three copies, and the
+    // recorded digest, are the same bytes.
+    if module::from_xtask() {
+        let pkg = module::workspace().join("bindings/pkg");
+        for folder in ["node", "web", "bundler"] {
+            let p = pkg.join(folder).join("rolescope_wasm_bg.wasm");
             if let Ok(bytes) = std::fs::read(&p) {
                 assert_eq!(sha256(&bytes), engine.module_sha256(), "{}", p.display());
             }
+        }
+        let mut recorded = module::path().as_os_str().to_owned();
+        recorded.push(".sha256");
+        if let Ok(line) = std::fs::read_to_string(&recorded) {
+            assert_eq!(line.split_whitespace().next(), Some(engine.module_sha256()), "{line}");
         }
     }
 }

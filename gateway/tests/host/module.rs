@@ -1,7 +1,8 @@
-//! Where the engine module comes from: `ROLESCOPE_WASM` when set (the xtask's
-//! `target/wasm/pkg-web/rolescope_wasm_bg.wasm`), else built once from the current sources
-//! with the same two commands as the npm package (cargo, then wasm-bindgen) into
-//! `target/wasm/host-test/`. A file lock serializes builds across test and bench processes.
+//! Where the engine module comes from: `ROLESCOPE_WASM` when set (`cargo xtask wasm` writes
+//! `target/wasm/rolescope.wasm`, the bytes of the npm package's `rolescope_wasm_bg.wasm`),
+//! else built once from the current sources with cargo and wasm-bindgen (the xtask's steps
+//! before `wasm-opt`) into `target/wasm/host-test/`. A file lock serializes builds across test
+//! and bench processes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,11 @@ pub(crate) fn path() -> &'static Path {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => build(),
     })
+}
+
+/// Whether the module is the xtask's (`ROLESCOPE_WASM`), not built here.
+pub(crate) fn from_xtask() -> bool {
+    std::env::var_os("ROLESCOPE_WASM").is_some_and(|p| !p.is_empty())
 }
 
 /// The module's bytes, read once.
