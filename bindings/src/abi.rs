@@ -230,6 +230,10 @@ pub fn rs_decide(len: u32) -> i32 {
                 return ERR_MALFORMED;
             };
             let Some(Some(principal)) = st.principals.get(handle as usize) else { return ERR_MALFORMED };
+            // As the engine's `check`: an inactive principal is denied before anything else.
+            if principal.status() != rolescope_engine::Status::Active {
+                return encode(false, Reason::PrincipalInactive);
+            }
             let resource = Resource { kind: kind.into(), id: id.into(), scope: scope.into(), attributes };
             let prepared = policy.prepare_resource(&resource).and_then(|res| {
                 let ctx = if context.is_empty() { None } else { Some(policy.prepare_context(&context)?) };

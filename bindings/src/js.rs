@@ -12,8 +12,16 @@ fn to_js<T: Serialize + ?Sized>(v: &T) -> JsValue {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
 }
 
+/// JS object -> wire type, through a JSON value so that the wire types' rules apply exactly
+/// as in every other host (`deny_unknown_fields` above all: serde-wasm-bindgen alone ignores
+/// unknown fields, which would let a JS caller get an answer the native engine refuses).
 fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, String> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| e.to_string())
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(v).map_err(|e| strip_error(&e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn strip_error(s: &str) -> String {
+    s.strip_prefix("Error: ").unwrap_or(s).to_owned()
 }
 
 #[derive(Serialize)]
@@ -211,6 +219,9 @@ impl Policy {
     /// Decide for a prepared principal on a resource object (with attributes) and an optional
     /// context object: `{allowed, reason, detail?}`.
     pub fn decide(&self, principal: &PreparedPrincipal, action: &str, resource: JsValue, context: JsValue) -> JsValue {
+        if principal.inner.status() != engine::Status::Active {
+            return to_js(&Verdict { allowed: false, reason: engine::Reason::PrincipalInactive, detail: None });
+        }
         match self.prepare(resource, context) {
             Ok((r, c)) => {
                 let d = self.inner.decide(&principal.inner, action, &r, &c);
@@ -239,21 +250,24 @@ impl Policy {
         actions: Vec<String>,
         context: JsValue,
     ) -> JsValue {
-        let resources: Vec<engine::Resource> = match from_js(resources) {
-            Ok(r) => r,
-            Err(_) => return Array::new().into(),
+        // Rows are read one by one: a malformed row gets no actions, the others still do.
+        let rows: Vec<Option<engine::Resource>> = if Array::is_array(&resources) {
+            Array::from(&resources).iter().map(|v| from_js::<engine::Resource>(v).ok()).collect()
+        } else {
+            return Array::new().into();
         };
         let ctx = match self.context(context) {
             Ok(c) => c,
-            Err(_) => return to_js(&vec![Vec::<String>::new(); resources.len()]),
+            Err(_) => return to_js(&vec![Vec::<String>::new(); rows.len()]),
         };
         let wanted: Vec<&str> = actions.iter().map(String::as_str).collect();
-        let out: Vec<Vec<String>> = resources
+        let out: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| match self.inner.prepare_resource(r) {
-                Err(_) => Vec::new(),
-                Ok(res) if wanted.is_empty() => self.inner.allowed_actions(&principal.inner, &res, &ctx).allowed,
-                Ok(res) => {
+            .map(|row| match row.as_ref().map(|r| self.inner.prepare_resource(r)) {
+                None => Vec::new(),
+                Some(Err(_)) => Vec::new(),
+                Some(Ok(res)) if wanted.is_empty() => self.inner.allowed_actions(&principal.inner, &res, &ctx).allowed,
+                Some(Ok(res)) => {
                     let mask = self.inner.check_batch(&principal.inner, &wanted, std::slice::from_ref(&res), &ctx);
                     let m = mask.first().copied().unwrap_or(0);
                     wanted
