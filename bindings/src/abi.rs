@@ -122,9 +122,7 @@ pub fn rs_principal(len: u32) -> i32 {
     with(
         |st| {
             let Some(policy) = &st.policy else { return ERR_NO_POLICY };
-            let Some(bytes) = st.input.get(..usize::try_from(len).unwrap_or(usize::MAX)) else {
-                return ERR_MALFORMED;
-            };
+            let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
             let principal: Principal = match serde_json::from_slice(bytes) {
                 Ok(p) => p,
                 Err(e) => {
@@ -212,9 +210,7 @@ pub fn rs_decide(len: u32) -> i32 {
     with(
         |st| {
             let Some(policy) = &st.policy else { return ERR_NO_POLICY };
-            let Some(bytes) = st.input.get(..usize::try_from(len).unwrap_or(usize::MAX)) else {
-                return ERR_MALFORMED;
-            };
+            let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
             let mut r = Reader { buf: bytes };
             let decoded = (|| {
                 let handle = r.u32()?;
@@ -258,9 +254,7 @@ pub fn rs_check_json(len: u32) -> i32 {
     with(
         |st| {
             let Some(policy) = &st.policy else { return ERR_NO_POLICY };
-            let Some(bytes) = st.input.get(..usize::try_from(len).unwrap_or(usize::MAX)) else {
-                return ERR_MALFORMED;
-            };
+            let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
             let report = match serde_json::from_slice::<Request>(bytes) {
                 Ok(req) => policy.check_report(&req),
                 Err(e) => {

@@ -57,63 +57,7 @@ fn generated_policy(roles: usize, grants_per_role: usize) -> String {
 }
 
 /// The Juniper-style policy of the `msp` group.
-const MSP_POLICY: &str = r#"
-policy: bench-msp
-combine: highest_rank
-scopes:
-  msp: {}
-  org: { parent: msp, tenant: true }
-  site: { parent: org }
-attributes:
-  principal:
-    suspended_reason: string
-  context:
-    channel: { type: string, default: web }
-permissions:
-  read: [view, list]
-  edit: [read, create, update, delete]
-resources:
-  administrator: { actions: [view, list, invite, update, delete], scopes: [msp] }
-  msp_dashboard: { actions: [view, list, update], scopes: [msp] }
-  org_settings: { actions: [view, list, update, delete], scopes: [org] }
-  site: { actions: [view, list, create, update, delete], scopes: [org, site] }
-  device: { actions: [view, list, create, update, delete, claim, reboot], scopes: [org, site] }
-  wlan: { actions: [view, list, create, update, delete], scopes: [org, site] }
-  maintenance_window:
-    actions: [view, list, create, update, delete]
-    attributes: { created_by: string }
-    scopes: [org, site]
-roles:
-  super_user:
-    rank: 100
-    held_at: [msp, org]
-    grants: [{ resources: ["*"], actions: ["*"] }]
-  network_admin:
-    rank: 80
-    held_at: [msp, org]
-    grants:
-      - { resources: [msp_dashboard], actions: [read] }
-      - { resources: [site, device, wlan], actions: [edit] }
-      - { resources: [org_settings], actions: [read, update] }
-      - resources: [maintenance_window]
-        actions: [update, delete]
-        when: resource.created_by == principal.id
-      - { resources: [maintenance_window], actions: [read, create] }
-  observer:
-    rank: 40
-    held_at: [msp, org]
-    grants: [{ resources: [msp_dashboard, org_settings, site, device, wlan, maintenance_window], actions: [read] }]
-  installer:
-    rank: 20
-    held_at: [msp, org]
-    grants:
-      - { resources: [site, device], actions: [read] }
-      - { resources: [device], actions: [claim, update] }
-  helpdesk:
-    rank: 30
-    held_at: [msp, org]
-    grants: [{ resources: [site, device, wlan], actions: [read] }, { resources: [device], actions: [reboot] }]
-"#;
+const MSP_POLICY: &str = include_str!("msp.yaml");
 
 fn principal(roles: &[&str], orgs: usize, assignments: usize) -> Principal {
     let mut a = Vec::new();

@@ -561,19 +561,7 @@ impl Policy {
                 );
             }
         };
-        let mut runner = Runner {
-            policy: self,
-            suite: &raw,
-            file: suite.name(),
-            diags: Vec::new(),
-            results: Vec::new(),
-            cov: coverage,
-            collect: None,
-        };
-        for (i, c) in raw.cases.iter().enumerate() {
-            runner.case(i, c);
-        }
-        let Runner { diags, results, .. } = runner;
+        let (results, diags, _) = self.run_cases(&raw, suite.name(), coverage, false);
         (
             SuiteReport {
                 suite: raw.suite.clone().unwrap_or_else(|| suite.name().to_owned()),
@@ -586,27 +574,39 @@ impl Policy {
 }
 
 impl Policy {
-    /// The check cases of a suite as concrete requests (fixtures resolved, suite defaults and
-    /// `now` applied), named like the suite's results. Hosts replay them for parity.
-    pub fn suite_requests(&self, suite: &Source) -> Result<Vec<(String, Request)>, Vec<Diagnostic>> {
-        let raw = parse_suite(suite).map_err(|d| vec![*d])?;
-        let mut cov = CoverageTracker::new();
+    /// Run every case of a parsed suite: results, diagnostics, and (when `collect`) the check
+    /// cases' concrete requests.
+    fn run_cases(
+        &self,
+        raw: &RawSuite,
+        file: &str,
+        cov: &mut CoverageTracker,
+        collect: bool,
+    ) -> (Vec<CaseResult>, Vec<Diagnostic>, Vec<(String, Request)>) {
         let mut runner = Runner {
             policy: self,
-            suite: &raw,
-            file: suite.name(),
+            suite: raw,
+            file,
             diags: Vec::new(),
             results: Vec::new(),
-            cov: &mut cov,
-            collect: Some(Vec::new()),
+            cov,
+            collect: collect.then(Vec::new),
         };
         for (i, c) in raw.cases.iter().enumerate() {
             runner.case(i, c);
         }
-        if !runner.diags.is_empty() {
-            return Err(runner.diags);
+        (runner.results, runner.diags, runner.collect.unwrap_or_default())
+    }
+
+    /// The check cases of a suite as concrete requests (fixtures resolved, suite defaults and
+    /// `now` applied), named like the suite's results. Hosts replay them for parity.
+    pub fn suite_requests(&self, suite: &Source) -> Result<Vec<(String, Request)>, Vec<Diagnostic>> {
+        let raw = parse_suite(suite).map_err(|d| vec![*d])?;
+        let (_, diags, requests) = self.run_cases(&raw, suite.name(), &mut CoverageTracker::new(), true);
+        if !diags.is_empty() {
+            return Err(diags);
         }
-        Ok(runner.collect.unwrap_or_default())
+        Ok(requests)
     }
 
     /// The principals, resources and contexts a suite declares as fixtures (with `id`s filled
