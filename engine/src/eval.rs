@@ -201,23 +201,34 @@ impl Policy {
         let Some(&kid) = self.kind_index.get(&r.kind) else {
             return Err(RequestError::new(Reason::UnknownResourceKind, format!("unknown resource kind `{}`", r.kind)));
         };
+        self.prepare_resource_of(kid, &r.scope, &r.id, &r.attributes)
+    }
+
+    /// [`Policy::prepare_resource`] once the kind is known (by name or by id).
+    pub(crate) fn prepare_resource_of(
+        &self,
+        kid: KindId,
+        scope: &str,
+        id: &str,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<PreparedResource, RequestError> {
         let kind = self.kind(kid).ok_or_else(|| RequestError::new(Reason::InvalidRequest, "bad kind id".into()))?;
         let level = self
-            .scope_level(&r.scope)
-            .map_err(|e| RequestError::new(Reason::InvalidScope, format!("resource scope `{}`: {e}", r.scope)))?;
+            .scope_level(scope)
+            .map_err(|e| RequestError::new(Reason::InvalidScope, format!("resource scope `{scope}`: {e}")))?;
         if kind.levels & (1u64 << level) == 0 {
             let lname = self.level(level).map(|l| l.name.as_str()).unwrap_or("?");
             return Err(RequestError::new(
                 Reason::InvalidScope,
-                format!("a `{}` does not live at scope level `{lname}`", r.kind),
+                format!("a `{}` does not live at scope level `{lname}`", kind.name),
             ));
         }
         let mut attrs: Vec<Option<Value>> = self.resource_slots(kind);
-        for (k, v) in &r.attributes {
+        for (k, v) in attributes {
             let Some(gid) = kind.attr_names.get(k) else {
                 return Err(RequestError::new(
                     Reason::InvalidAttribute,
-                    format!("resource kind `{}` has no attribute `{k}`", r.kind),
+                    format!("resource kind `{}` has no attribute `{k}`", kind.name),
                 ));
             };
             if v.is_null() {
@@ -237,8 +248,8 @@ impl Policy {
         Ok(PreparedResource {
             stamp: self.stamp,
             kind: kid,
-            id: r.id.as_str().into(),
-            scope: ScopeKey::new(&r.scope),
+            id: id.into(),
+            scope: ScopeKey::new(scope),
             attrs: attrs.into_boxed_slice(),
         })
     }

@@ -8,6 +8,7 @@ mod decision;
 mod diag;
 mod eval;
 mod expr;
+mod ids;
 mod model;
 mod policy;
 mod request;
@@ -24,6 +25,7 @@ pub use decision::{
 };
 pub use diag::{CompileError, Diagnostic, Severity, SourceLocation};
 pub use eval::{AllowedActions, RequestError};
+pub use ids::ResourceCache;
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
 pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
 pub use suite::{CaseResult, Coverage, CoverageTracker, SuiteFixtures, SuiteReport, Uncovered};

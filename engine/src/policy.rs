@@ -289,7 +289,9 @@ impl PreparedPrincipal {
 pub struct PreparedResource {
     pub(crate) stamp: u64,
     pub(crate) kind: KindId,
-    pub(crate) id: Box<str>,
+    /// A `String`, not a `Box<str>`: a cached resource takes a new id without allocating
+    /// (`ResourceCache`).
+    pub(crate) id: String,
     pub(crate) scope: ScopeKey,
     pub(crate) attrs: Box<[Option<Value>]>,
 }
