@@ -40,7 +40,7 @@ impl Source {
 /// Largest source accepted, in bytes (a guard against hostile input).
 const MAX_SOURCE: usize = 16 * 1024 * 1024;
 
-fn loc<T>(file: &str, s: &S<T>) -> SourceLocation {
+pub(crate) fn loc<T>(file: &str, s: &S<T>) -> SourceLocation {
     SourceLocation::from_saphyr(file, &s.referenced)
 }
 
@@ -156,26 +156,26 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-struct Ctx {
-    diags: Vec<Diagnostic>,
+pub(crate) struct Ctx {
+    pub(crate) diags: Vec<Diagnostic>,
 }
 
 impl Ctx {
-    fn err(&mut self, code: &'static str, at: SourceLocation, msg: String) {
+    pub(crate) fn err(&mut self, code: &'static str, at: SourceLocation, msg: String) {
         self.diags.push(Diagnostic::error(code, at, msg));
     }
-    fn err_hint(&mut self, code: &'static str, at: SourceLocation, msg: String, hint: Option<String>) {
+    pub(crate) fn err_hint(&mut self, code: &'static str, at: SourceLocation, msg: String, hint: Option<String>) {
         let d = Diagnostic::error(code, at, msg);
         self.diags.push(match hint {
             Some(h) => d.hint(h),
             None => d,
         });
     }
-    fn warn(&mut self, code: &'static str, at: SourceLocation, msg: String, hint: &str) {
+    pub(crate) fn warn(&mut self, code: &'static str, at: SourceLocation, msg: String, hint: &str) {
         self.diags.push(Diagnostic::warning(code, at, msg).hint(hint));
     }
     /// Check a declared name; report and return false when invalid.
@@ -1017,7 +1017,9 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         revision,
         stamp,
         empty_context: crate::policy::PreparedContext { stamp, attrs: context_defaults_copy },
+        routes: None,
     };
+    policy.routes = crate::route::compile_routes(&mut cx, &files, &policy).map(Box::new);
 
     // ---- principals filed with the policy
     for (file, f) in &files {

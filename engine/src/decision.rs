@@ -34,6 +34,12 @@ pub enum Reason {
     InvalidAttribute,
     /// The request is malformed in another way (e.g. an unknown status).
     InvalidRequest,
+    /// An HTTP request target that path normalization refuses (`..`, an encoded `/`, `//`, ...).
+    InvalidPath,
+    /// No route of the policy's route table matches the HTTP method and path.
+    NoRoute,
+    /// The route needs a principal and the request carries none.
+    Unauthenticated,
 }
 
 impl Reason {
@@ -52,11 +58,14 @@ impl Reason {
             Reason::InvalidScope => "invalid_scope",
             Reason::InvalidAttribute => "invalid_attribute",
             Reason::InvalidRequest => "invalid_request",
+            Reason::InvalidPath => "invalid_path",
+            Reason::NoRoute => "no_route",
+            Reason::Unauthenticated => "unauthenticated",
         }
     }
 
     /// Every reason code.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Allowed,
         Reason::NoMatchingGrant,
         Reason::ExplicitDeny,
@@ -69,6 +78,9 @@ impl Reason {
         Reason::InvalidScope,
         Reason::InvalidAttribute,
         Reason::InvalidRequest,
+        Reason::InvalidPath,
+        Reason::NoRoute,
+        Reason::Unauthenticated,
     ];
 
     /// Parse a snake_case code.

@@ -198,4 +198,7 @@ pub(crate) mod codes {
     pub(crate) const UNUSED_ROLE: &str = "RS050";
     pub(crate) const UNUSED_LEVEL: &str = "RS051";
     pub(crate) const EMPTY_GRANT: &str = "RS052";
+    pub(crate) const ROUTE: &str = "RS060";
+    pub(crate) const ROUTE_CONFLICT: &str = "RS061";
+    pub(crate) const ROUTE_PARAM: &str = "RS062";
 }

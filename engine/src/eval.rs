@@ -31,7 +31,7 @@ pub struct RequestError {
 }
 
 impl RequestError {
-    fn new(reason: Reason, message: String) -> Self {
+    pub(crate) fn new(reason: Reason, message: String) -> Self {
         Self { reason, message }
     }
     /// The reason code a decision on this request carries.
@@ -42,7 +42,7 @@ impl RequestError {
     pub fn message(&self) -> &str {
         &self.message
     }
-    fn into_decision(self) -> Decision {
+    pub(crate) fn into_decision(self) -> Decision {
         Decision::deny_with(self.reason, self.message)
     }
 }

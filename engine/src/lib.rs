@@ -12,6 +12,7 @@ mod ids;
 mod model;
 mod policy;
 mod request;
+mod route;
 #[cfg(feature = "schema")]
 pub mod schema;
 mod suite;
@@ -28,7 +29,8 @@ pub use eval::{AllowedActions, RequestError};
 pub use ids::ResourceCache;
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
 pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
-pub use suite::{CaseResult, Coverage, CoverageTracker, SuiteFixtures, SuiteReport, Uncovered};
+pub use route::{HttpDecision, HttpRequest, RoutedRequest};
+pub use suite::{CaseResult, Coverage, CoverageTracker, HttpCase, SuiteFixtures, SuiteReport, Uncovered};
 
 impl Policy {
     /// Parse, validate and compile role files (YAML, or JSON for names ending in `.json`)

@@ -168,6 +168,54 @@ pub(crate) struct RawFile {
     pub(crate) invariants: Vec<S<RawInvariant>>,
     #[serde(default)]
     pub(crate) principals: OrderedMap<S<String>, crate::request::Principal>,
+    /// The HTTP route table (at most one file of a policy has one).
+    #[serde(default)]
+    pub(crate) routes: Option<S<RawRoutes>>,
+}
+
+/// `routes:`: how HTTP requests map to authorization questions.
+#[derive(Debug, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoutes {
+    /// Scope path every route's `scope` is appended to, e.g. `msp:acme`.
+    #[serde(default)]
+    pub(crate) base: Option<S<String>>,
+    /// Routes anyone may call without a principal, e.g. `GET /healthz`.
+    #[serde(default)]
+    pub(crate) public: List<S<String>>,
+    /// Protected routes.
+    #[serde(default)]
+    pub(crate) table: Vec<S<RawRoute>>,
+}
+
+/// One protected route.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    /// `METHOD /path/{param}/...`.
+    pub(crate) route: S<String>,
+    /// The action asked.
+    pub(crate) action: S<String>,
+    /// The resource kind acted on.
+    pub(crate) resource: S<String>,
+    /// Scope of the resource below `base`, e.g. `org:{org}/site:{site}` (empty: `base` itself).
+    #[serde(default)]
+    pub(crate) scope: Option<S<String>>,
+    /// Resource id, e.g. `{device}`.
+    #[serde(default)]
+    pub(crate) id: Option<S<String>>,
+    /// Resource attributes: `{param}`, `query.NAME`, `header.NAME` or a literal.
+    #[serde(default)]
+    pub(crate) attributes: OrderedMap<S<String>, S<String>>,
+    /// Context attributes, with the same value sources.
+    #[serde(default)]
+    pub(crate) context: OrderedMap<S<String>, S<String>>,
+    /// What the route is (documentation).
+    #[serde(default)]
+    #[allow(dead_code, reason = "documentation only")]
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

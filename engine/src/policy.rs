@@ -366,6 +366,8 @@ pub struct Policy {
     pub(crate) stamp: u64,
     /// A context with only the declared defaults, built once.
     pub(crate) empty_context: PreparedContext,
+    /// The HTTP route table (`routes:`), if the policy has one.
+    pub(crate) routes: Option<Box<crate::route::RouteTable>>,
 }
 
 impl Policy {

@@ -61,6 +61,41 @@ pub(crate) struct RawCase {
     pub(crate) invariants: Option<RawInvariantCase>,
     #[serde(default)]
     pub(crate) violations: Option<List<String>>,
+    #[serde(default)]
+    pub(crate) http: Option<RawHttpCase>,
+}
+
+/// An HTTP case: a request through the policy's route table.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpCase {
+    /// Principal fixture (absent: an anonymous caller).
+    #[serde(default)]
+    pub(crate) principal: Option<S<serde_json::Value>>,
+    /// `METHOD /raw/target?query`.
+    pub(crate) request: S<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub(crate) headers: OrderedMap<String, String>,
+}
+
+/// An HTTP case of a suite, resolved (for replaying it in other hosts).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpCase {
+    /// Case name.
+    pub name: String,
+    /// The principal: given in full, or the id of one filed with the policy (absent: anonymous).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalRef>,
+    /// Method.
+    pub method: String,
+    /// Raw request target.
+    pub target: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Expected: allowed?
+    pub expect_allowed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +232,8 @@ struct Runner<'a> {
     cov: &'a mut CoverageTracker,
     /// When set, every check case's concrete request is recorded here.
     collect: Option<Vec<(String, Request)>>,
+    /// Resolved HTTP cases, recorded alongside.
+    http_cases: Vec<HttpCase>,
 }
 
 impl Runner<'_> {
@@ -506,6 +543,10 @@ impl Runner<'_> {
             });
             return;
         }
+        if let Some(h) = &raw.http {
+            self.http_case(name, h, raw.expect.as_ref(), raw.reason.as_ref(), at);
+            return;
+        }
         // a single check
         let (Some(pv), Some(action), Some(rv), Some(exp)) = (&raw.principal, &raw.action, &raw.resource, &raw.expect)
         else {
@@ -522,6 +563,107 @@ impl Runner<'_> {
         let (Some((pname, p)), Some((rname, r))) = (self.principal(pv), self.resource(rv)) else { return };
         let Some(ctx) = self.context(raw.context.as_ref()) else { return };
         self.run_check(name, &pname, &p, action, &rname, &r, &ctx, expect, raw.reason.as_ref(), &at);
+    }
+}
+
+impl Runner<'_> {
+    fn http_case(
+        &mut self,
+        name: String,
+        h: &RawHttpCase,
+        expect: Option<&S<String>>,
+        reason: Option<&S<String>>,
+        at: SourceLocation,
+    ) {
+        let Some(exp) = expect else {
+            self.diags.push(Diagnostic::error(codes::SHAPE, at, "an `http` case needs `expect: allow|deny`".into()));
+            return;
+        };
+        let Some(expect) = self.effect(exp) else { return };
+        let Some((method, target)) = h.request.value.split_once(' ') else {
+            self.diags.push(Diagnostic::error(
+                codes::SHAPE,
+                loc(self.file, &h.request),
+                format!("`{}` must be `METHOD /target`", h.request.value),
+            ));
+            return;
+        };
+        let principal = match &h.principal {
+            None => None,
+            Some(v) => match self.principal(v) {
+                Some(p) => Some(p),
+                None => return,
+            },
+        };
+        if let Some(r) = reason
+            && Reason::parse(&r.value).is_none()
+        {
+            self.diags.push(
+                Diagnostic::error(codes::BAD_VALUE, loc(self.file, r), format!("unknown reason `{}`", r.value))
+                    .hint("see the reason codes in policies/README.md"),
+            );
+        }
+        let headers: Vec<(String, String)> = h.headers.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let req = crate::route::HttpRequest { method, target: target.trim(), headers: &header_refs };
+        let prepared = match principal.as_ref().map(|(_, p)| p) {
+            None => Ok(None),
+            Some(PrincipalRef::Inline(p)) => {
+                self.policy.prepare_principal(p).map(|pp| Some(std::borrow::Cow::Owned(pp)))
+            }
+            Some(PrincipalRef::Id(id)) => Ok(self.policy.principal(id).map(std::borrow::Cow::Borrowed)),
+        };
+        let decision = match &prepared {
+            Ok(pp) => self.policy.authorize_http(pp.as_deref(), &req),
+            Err(e) => crate::route::HttpDecision::refused(e.reason(), e.message().to_owned()),
+        };
+        // coverage: the question the route asked, explained
+        if let (Some((_, p)), Ok(routed)) = (&principal, self.policy.route(&req))
+            && let (Some(action), Some(resource), Some(context)) =
+                (routed.action(), routed.resource(), routed.context())
+        {
+            let q = Request {
+                principal: p.clone(),
+                action: action.to_owned(),
+                resource: resource.clone(),
+                context: context.clone(),
+            };
+            let ex = self.policy.explain(&q);
+            self.cov.record(&ex);
+        }
+        let want_reason = reason.map(|r| r.value.clone());
+        let passed =
+            decision.allowed() == expect && want_reason.as_deref().is_none_or(|w| w == decision.reason().as_str());
+        self.http_cases.push(HttpCase {
+            name: name.clone(),
+            principal: principal.as_ref().map(|(_, p)| p.clone()),
+            method: method.to_owned(),
+            target: target.trim().to_owned(),
+            headers,
+            expect_allowed: expect,
+        });
+        let pname = principal.map(|(n, _)| n).unwrap_or_else(|| "(anonymous)".into());
+        self.results.push(CaseResult {
+            name,
+            kind: "http".into(),
+            principal: pname,
+            action: h.request.value.clone(),
+            resource: decision.route().unwrap_or("").to_owned(),
+            expected: effect_word(expect).into(),
+            got: effect_word(decision.allowed()).into(),
+            expected_reason: want_reason,
+            reason: decision.reason().as_str().into(),
+            passed,
+            explanation: match (decision.action(), decision.kind(), decision.scope()) {
+                (Some(a), Some(k), Some(s)) => format!(
+                    "{} -> {a} {k} at {s}: {}",
+                    decision.route().unwrap_or(""),
+                    decision.detail().unwrap_or(decision.reason().as_str())
+                ),
+                _ => decision.detail().unwrap_or(decision.reason().as_str()).to_owned(),
+            },
+            source: at.to_string(),
+        });
     }
 }
 
@@ -591,6 +733,7 @@ impl Policy {
             results: Vec::new(),
             cov,
             collect: collect.then(Vec::new),
+            http_cases: Vec::new(),
         };
         for (i, c) in raw.cases.iter().enumerate() {
             runner.case(i, c);
@@ -607,6 +750,32 @@ impl Policy {
             return Err(diags);
         }
         Ok(requests)
+    }
+
+    /// The `http` cases of a suite, resolved (principal fixtures inlined), for replaying them
+    /// through other hosts (the gateway, the edge worker).
+    pub fn suite_http_cases(&self, suite: &Source) -> Result<Vec<HttpCase>, Vec<Diagnostic>> {
+        let raw = parse_suite(suite).map_err(|d| vec![*d])?;
+        let mut cov = CoverageTracker::new();
+        let mut runner = Runner {
+            policy: self,
+            suite: &raw,
+            file: suite.name(),
+            diags: Vec::new(),
+            results: Vec::new(),
+            cov: &mut cov,
+            collect: None,
+            http_cases: Vec::new(),
+        };
+        for (i, c) in raw.cases.iter().enumerate() {
+            if c.value.http.is_some() {
+                runner.case(i, c);
+            }
+        }
+        if !runner.diags.is_empty() {
+            return Err(runner.diags);
+        }
+        Ok(runner.http_cases)
     }
 
     /// The principals, resources and contexts a suite declares as fixtures (with `id`s filled
