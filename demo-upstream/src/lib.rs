@@ -1,8 +1,11 @@
 //! The demo upstream: a small in-memory MSP API that rolescope's gateway protects in the demo,
 //! the end-to-end tests and the benchmarks.
 //!
-//! Everything under `/api/` is a generic REST store seeded for the seed policies
-//! (`seed.json`): `GET` an item or a collection (query parameters filter a collection by field),
+//! Everything under `/api/` is a generic REST store seeded for the seed policies' route tables
+//! (`seed.json`: `/api/v1/...` for juniper-mist-msp's `msp:mist`, `/api/mtp/...` and
+//! `/api/orgs/...` for jumpcloud-mtp's `msp:acme`, `/api/clients/...`, `/api/users`,
+//! `/api/billing` for msp-panel's `msp:acme`, `/api/customers/...` for site24x7-msp's
+//! `msp:zylker`, and the public `/api/status`): `GET` an item or a collection (query parameters filter a collection by field),
 //! `POST` to a collection creates an item with a generated id, `PUT` / `PATCH` merge fields
 //! into an item, `DELETE` removes it; anything unknown is a 404 with a JSON body. The upstream
 //! never decides who may do what: it answers whatever reaches it, which is what makes it a

@@ -203,7 +203,7 @@ mod tests {
         let app = App::new(&Options::default()).unwrap();
         let store = lock(&app.store);
         assert_eq!(store.get("/api/v1/orgs/o1", &[]).status, 200);
-        assert_eq!(store.get("/api/v1/customers/c2/maintenance_windows/w21", &[]).body["created_by"], "op");
+        assert_eq!(store.get("/api/customers/c2/maintenance_windows/w21", &[]).body["created_by"], "op");
     }
 
     #[test]
