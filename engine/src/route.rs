@@ -417,38 +417,36 @@ fn compile_target(
         );
     }
     let scope = match &r.scope {
-        None => Vec::new(),
-        Some(s) => match parse_pieces(&s.value, params) {
-            Ok(pieces) => {
-                // check the scope's shape with a placeholder id for every parameter
-                let sample: String = pieces
-                    .iter()
-                    .map(|p| match p {
-                        Piece::Lit(l) => l.as_str(),
-                        Piece::Param(_) => "x",
-                    })
-                    .collect();
-                let full = join_scope(base, &sample);
-                match policy.scope_level(&full) {
-                    Ok(level) if kind.levels & (1u64 << level) == 0 => {
-                        let lname = policy.level(level).map(|l| l.name.as_str()).unwrap_or("?");
-                        cx.err(
-                            codes::ROUTE,
-                            loc(file, s),
-                            format!("a `{}` does not live at scope level `{lname}`", kind.name),
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => cx.err(codes::ROUTE, loc(file, s), format!("scope `{full}`: {e}")),
-                }
-                pieces
-            }
-            Err(e) => {
-                cx.err(codes::ROUTE_PARAM, loc(file, s), e);
-                Vec::new()
-            }
-        },
+        None => Some(Vec::new()),
+        Some(s) => parse_pieces(&s.value, params).map_err(|e| cx.err(codes::ROUTE_PARAM, loc(file, s), e)).ok(),
     };
+    if let Some(pieces) = &scope
+        && !(pieces.is_empty() && base.is_empty())
+    {
+        // check the scope's shape with a placeholder id for every parameter
+        let sample: String = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(l) => l.as_str(),
+                Piece::Param(_) => "x",
+            })
+            .collect();
+        let full = join_scope(base, &sample);
+        let at = r.scope.as_ref().map_or_else(|| loc(file, &r.route), |s| loc(file, s));
+        match policy.scope_level(&full) {
+            Ok(level) if kind.levels & (1u64 << level) == 0 => {
+                let lname = policy.level(level).map(|l| l.name.as_str()).unwrap_or("?");
+                cx.err(
+                    codes::ROUTE,
+                    at,
+                    format!("a `{}` does not live at scope level `{lname}` (`{full}`)", kind.name),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => cx.err(codes::ROUTE, at, format!("scope `{full}`: {e}")),
+        }
+    }
+    let scope = scope.unwrap_or_default();
     if r.scope.is_none() && base.is_empty() {
         cx.err_hint(
             codes::ROUTE,
@@ -846,5 +844,51 @@ mod tests {
         assert_eq!(parse_pieces("org:{org}", &params), Ok(vec![Piece::Lit("org:".into()), Piece::Param("org".into())]));
         assert!(parse_pieces("org:{site}", &params).is_err());
         assert!(parse_pieces("org:{org", &params).is_err());
+    }
+
+    fn compile_errors(routes: &str) -> Vec<(String, String)> {
+        let base = "policy: p\nscopes:\n  msp: {}\n  org: { parent: msp, tenant: true }\n\
+resources:\n  doc: { actions: [view], scopes: [org] }\n\
+roles:\n  r: { held_at: [msp], grants: [{ resources: [doc], actions: [view] }] }\n";
+        let sources = [crate::Source::new("p.yaml", base), crate::Source::new("routes.yaml", routes)];
+        match Policy::compile(&sources) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.diagnostics().iter().map(|d| (d.code().to_owned(), d.location().to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn route_diagnostics_point_at_the_route() {
+        let errs = compile_errors(
+            &[
+                "routes:",
+                "  base: \"msp:m\"",
+                "  table:",
+                "    - { route: \"GET /a/{x}\", action: view, resource: dok, scope: \"org:{x}\" }",
+                "    - { route: \"GET /b/{x}\", action: edit, resource: doc, scope: \"org:{x}\" }",
+                "    - { route: \"GET /c/{x}\", action: view, resource: doc, scope: \"org:{y}\" }",
+                "    - { route: \"GET /d\", action: view, resource: doc }",
+                "    - { route: \"GET /e/{x}\", action: view, resource: doc, scope: \"org:{x}\" }",
+                "    - { route: \"GET /e/{y}\", action: view, resource: doc, scope: \"org:{y}\" }",
+                "    - { route: \"get /f\", action: view, resource: doc, scope: \"org:o\" }",
+            ]
+            .join("\n"),
+        );
+        let codes: Vec<&str> = errs.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(codes, ["RS012", "RS013", "RS062", "RS060", "RS061", "RS060"], "{errs:?}");
+        assert_eq!(errs.first().map(|(_, l)| l.as_str()), Some("routes.yaml:4:54"), "{errs:?}");
+        assert!(compile_errors("routes:\n  base: \"org:o\"\n").iter().any(|(c, _)| c == "RS060"));
+        assert!(compile_errors("routes: {}\n").is_empty());
+    }
+
+    #[test]
+    fn a_second_routes_section_is_an_error() {
+        let base = "policy: p\nscopes: { msp: {} }\nresources: { doc: { actions: [view] } }\n\
+roles: { r: { held_at: [msp], grants: [{ resources: [doc], actions: [view] }] } }\nroutes: {}\n";
+        let sources = [crate::Source::new("p.yaml", base), crate::Source::new("more.yaml", "routes: {}\n")];
+        let err = Policy::compile(&sources)
+            .err()
+            .map(|e| e.diagnostics().iter().map(|d| d.code().to_owned()).collect::<Vec<_>>());
+        assert_eq!(err, Some(vec!["RS010".to_owned()]));
     }
 }
