@@ -70,6 +70,7 @@ impl RoutedRequest {
 /// The decision on one HTTP request: the verdict plus what the request was mapped to (for
 /// decision logs and error bodies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HttpDecision {
     allowed: bool,
     reason: Reason,
