@@ -701,6 +701,12 @@ impl Policy {
         self.routes.as_ref().map_or(0, |t| t.len())
     }
 
+    /// The routes of the policy's route table as written (`GET /api/v1/orgs/{org}`), public
+    /// ones included, in declaration order.
+    pub fn route_templates(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().flat_map(|t| t.routes.iter().map(|r| r.label.as_str()))
+    }
+
     /// Normalize an HTTP request's target and match it against the route table: the question
     /// to ask (or a public route). Errors carry `invalid_path`, `no_route` or `invalid_request`.
     pub fn route(&self, req: &HttpRequest<'_>) -> Result<RoutedRequest, RequestError> {

@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rolescope_engine::{Policy, Principal, PrincipalRef, Reason, Request, Resource, Source};
+use rolescope_engine::{HttpDecision, HttpRequest, Policy, Principal, PrincipalRef, Reason, Request, Resource, Source};
 use serde::{Deserialize, Serialize};
 
 /// A decision as hosts compare it.
@@ -211,6 +211,248 @@ pub fn corpus(root: &Path, generated_per_seed: usize) -> Result<(Vec<Folder>, Ve
     Ok((folders, cases))
 }
 
+/// An HTTP decision as hosts compare it: the verdict and what the request was mapped to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpExpected {
+    /// Allowed or not.
+    pub allowed: bool,
+    /// The reason code.
+    pub reason: Reason,
+    /// A public route matched.
+    pub public: bool,
+    /// The matched route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The action asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The resource kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The resource scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The tenant segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The resource id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+impl From<&HttpDecision> for HttpExpected {
+    fn from(d: &HttpDecision) -> Self {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Self {
+            allowed: d.allowed(),
+            reason: d.reason(),
+            public: d.public(),
+            route: own(d.route()),
+            action: own(d.action()),
+            kind: own(d.kind()),
+            scope: own(d.scope()),
+            tenant: own(d.tenant()),
+            resource_id: own(d.resource_id()),
+        }
+    }
+}
+
+/// One HTTP parity case: a request through the policy's route table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpCase {
+    /// The policy folder.
+    pub policy: String,
+    /// Case name (suite case name, or `generated http #n`).
+    pub name: String,
+    /// The principal (absent: anonymous).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Principal>,
+    /// Method.
+    pub method: String,
+    /// Raw request target.
+    pub target: String,
+    /// Headers.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The native engine's decision.
+    pub expected: HttpExpected,
+}
+
+impl HttpCase {
+    /// Decide this case natively on `policy`.
+    pub fn decide(&self, policy: &Policy) -> HttpExpected {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let req = HttpRequest { method: &self.method, target: &self.target, headers: &headers };
+        let d = match &self.principal {
+            None => policy.authorize_http(None, &req),
+            Some(p) => match policy.prepare_principal(p) {
+                Ok(pp) => policy.authorize_http(Some(&pp), &req),
+                Err(e) => {
+                    return HttpExpected {
+                        allowed: false,
+                        reason: e.reason(),
+                        ..HttpExpected::from(&policy.authorize_http(None, &req))
+                    };
+                }
+            },
+        };
+        HttpExpected::from(&d)
+    }
+}
+
+/// Values path parameters take in generated HTTP cases: tenants of the seed suites, other
+/// tenants, letter-case variants and ids that need encoding.
+const PARAM_VALUES: [&str; 16] =
+    ["o1", "o2", "o3", "O1", "c1", "c2", "c3", "s1", "s3", "web", "db", "ap-10", "m1", "w1", "x%20y", "%6f1"];
+
+/// Ways a generated target is made hostile (applied to one segment or the whole target).
+fn mutate(rng: &mut Rng, target: &str) -> String {
+    let segs: Vec<&str> = target.split('/').collect();
+    let i = 1 + rng.below(segs.len().saturating_sub(1).max(1));
+    let with_seg = |f: &dyn Fn(&str) -> String| -> String {
+        segs.iter().enumerate().map(|(j, s)| if j == i { f(s) } else { (*s).to_owned() }).collect::<Vec<_>>().join("/")
+    };
+    match rng.below(16) {
+        0 => with_seg(&|s| format!("{s}/..")),
+        1 => with_seg(&|s| format!("%2e%2e/{s}")),
+        2 => with_seg(&|s| format!("{s}%2Fx")),
+        3 => with_seg(&|s| format!("{s}%5cx")),
+        4 => with_seg(&|s| format!("/{s}")),
+        5 => with_seg(&|s| format!("{s};jsessionid=1")),
+        6 => with_seg(&|s| format!("%252e%252e{s}")),
+        7 => with_seg(&|s| s.to_uppercase()),
+        8 => format!("{target}/"),
+        9 => format!("{target}#frag"),
+        10 => format!("{target}?a=1&a=2"),
+        11 => with_seg(&|s| format!("{s}%00")),
+        12 => with_seg(&|s| format!("{s}%c0%ae")),
+        13 => format!("/{target}"),
+        14 => with_seg(&|s| format!("{s}%zz")),
+        _ => with_seg(&|_| ".".to_owned()),
+    }
+}
+
+/// Generated HTTP cases over one folder's route table and suite principals.
+fn generate_http(folder: &Folder, count: usize, seed: u64) -> Result<Vec<HttpCase>, Error> {
+    let templates: Vec<String> = folder.policy.route_templates().map(str::to_owned).collect();
+    if templates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut principals: Vec<Principal> = Vec::new();
+    for s in &folder.suites {
+        let fx = folder.policy.suite_fixtures(s).map_err(|d| {
+            Error(format!("{}: {}", s.name(), d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+        })?;
+        principals.extend(fx.principals);
+    }
+    let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "get"];
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(count);
+    for n in 0..count {
+        let Some(t) = rng.pick(&templates) else { break };
+        let (mut method, path) = t.split_once(' ').map(|(m, p)| (m.to_owned(), p.to_owned())).unwrap_or_default();
+        let mut target: String = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    rng.pick(&PARAM_VALUES).copied().unwrap_or("x").to_owned()
+                } else {
+                    seg.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        if rng.below(4) == 0 {
+            target = mutate(&mut rng, &target);
+        }
+        if rng.below(10) == 0 {
+            method = rng.pick(&methods).copied().unwrap_or("GET").to_owned();
+        }
+        let principal = if rng.below(12) == 0 { None } else { rng.pick(&principals).cloned() };
+        let mut case = HttpCase {
+            policy: folder.dir.clone(),
+            name: format!("generated http #{n}"),
+            principal,
+            method,
+            target,
+            headers: Vec::new(),
+            expected: HttpExpected {
+                allowed: false,
+                reason: Reason::InvalidRequest,
+                public: false,
+                route: None,
+                action: None,
+                kind: None,
+                scope: None,
+                tenant: None,
+                resource_id: None,
+            },
+        };
+        case.expected = case.decide(&folder.policy);
+        out.push(case);
+    }
+    Ok(out)
+}
+
+/// The HTTP corpus: every suite's `http` cases in every folder, plus `generated_per_seed`
+/// generated requests (many of them hostile) for each folder under `policies/` with routes.
+pub fn http_corpus(folders: &[Folder], generated_per_seed: usize) -> Result<Vec<HttpCase>, Error> {
+    let mut out = Vec::new();
+    for (i, f) in folders.iter().enumerate() {
+        for s in &f.suites {
+            let cases = f.policy.suite_http_cases(s).map_err(|d| {
+                Error(format!("{}: {}", s.name(), d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+            })?;
+            for c in cases {
+                let principal = match c.principal {
+                    None => None,
+                    Some(PrincipalRef::Inline(p)) => Some(p),
+                    // principals filed with the policy: hosts look them up the same way
+                    Some(PrincipalRef::Id(id)) => Some(Principal { id, ..Principal::default() }),
+                };
+                let mut case = HttpCase {
+                    policy: f.dir.clone(),
+                    name: c.name,
+                    principal,
+                    method: c.method,
+                    target: c.target,
+                    headers: c.headers,
+                    expected: HttpExpected {
+                        allowed: false,
+                        reason: Reason::InvalidRequest,
+                        public: false,
+                        route: None,
+                        action: None,
+                        kind: None,
+                        scope: None,
+                        tenant: None,
+                        resource_id: None,
+                    },
+                };
+                case.expected = case.decide(&f.policy);
+                out.push(case);
+            }
+        }
+        if f.dir.starts_with("policies/") {
+            out.extend(generate_http(f, generated_per_seed, 0x5851_f42d_4c95_7f2d ^ (i as u64 + 1))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Write `http.jsonl` under `out`.
+pub fn write_http(out: &Path, cases: &[HttpCase]) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error(format!("{}: {e}", out.display()));
+    fs::create_dir_all(out).map_err(io)?;
+    let mut lines = String::new();
+    for c in cases {
+        lines.push_str(&serde_json::to_string(c).map_err(|e| Error(e.to_string()))?);
+        lines.push('\n');
+    }
+    fs::write(out.join("http.jsonl"), lines).map_err(io)
+}
+
 /// Write `requests.jsonl` and `bundles/<folder name>.json` under `out`.
 pub fn write(out: &Path, folders: &[Folder], cases: &[Case]) -> Result<(), Error> {
     let io = |e: std::io::Error| Error(format!("{}: {e}", out.display()));
@@ -252,6 +494,24 @@ mod tests {
             }
         }
         assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
+        // HTTP cases: the JSON round trip and the bundle round trip decide alike, and the
+        // generator reaches every HTTP outcome
+        let http = http_corpus(&folders, 500).expect("http corpus");
+        assert!(http.len() >= 2_000, "{} http cases", http.len());
+        let mut http_diff = Vec::new();
+        for c in &http {
+            let back: HttpCase = serde_json::from_str(&serde_json::to_string(c).expect("serialize")).expect("parse");
+            let policy = &loaded.iter().find(|(d, _)| *d == back.policy).expect("folder").1;
+            if back.decide(policy) != c.expected {
+                http_diff.push(format!("{} {} {}", c.policy, c.name, c.target));
+            }
+        }
+        assert!(http_diff.is_empty(), "{} http differences:\n{}", http_diff.len(), http_diff.join("\n"));
+        let http_reasons: std::collections::BTreeSet<&str> = http.iter().map(|c| c.expected.reason.as_str()).collect();
+        for r in ["allowed", "out_of_scope", "invalid_path", "no_route", "unauthenticated", "principal_inactive"] {
+            assert!(http_reasons.contains(r), "no {r} http case in {http_reasons:?}");
+        }
+        assert!(http.iter().any(|c| c.expected.allowed && !c.expected.public), "no allowed protected http case");
         // the generator exercises more than one outcome per seed policy
         let reasons: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.expected.reason.as_str()).collect();
         for r in ["allowed", "out_of_scope", "principal_inactive", "unknown_action", "unknown_resource_kind"] {
