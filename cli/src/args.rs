@@ -43,6 +43,9 @@ pub(crate) enum Command {
     /// Write the JSON Schemas (draft-07) of role files and test suites, for editors.
     #[command(after_help = EXIT_CODES)]
     Schema(SchemaArgs),
+    /// Write a new ed25519 key pair for signing bundles (`build --sign`).
+    #[command(after_help = EXIT_CODES)]
+    Keygen(KeygenArgs),
 }
 
 /// Output format of `check`.
@@ -171,6 +174,23 @@ pub(crate) struct BuildArgs {
     /// Where to write the bundle; `-` writes it to standard output.
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: PathBuf,
+    /// Sign the bundle with this ed25519 private key (PKCS#8 PEM, e.g. from `rolescope
+    /// keygen`) and write a signed envelope (`rolescope-signed-bundle/1`) instead of the
+    /// plain bundle. Repeat the flag to sign with several keys (key rotation).
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) sign: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Folder to write `NAME.key.pem` (the private key, PKCS#8, readable by its owner only)
+    /// and `NAME.pub.pem` (the public key, SPKI) to; created if missing. Existing key files
+    /// are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// The key files' name.
+    #[arg(long, default_value = "rolescope")]
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Args)]

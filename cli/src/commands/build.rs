@@ -42,7 +42,26 @@ fn inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, PathBuf), CliError> {
     Ok((paths.to_vec(), base))
 }
 
+/// The signing keys of `--sign`, read before anything is built.
+fn signing_keys(paths: &[PathBuf]) -> Result<Vec<rolescope_sign::SigningKey>, CliError> {
+    paths
+        .iter()
+        .map(|p| {
+            if !p.exists() {
+                return Err(CliError::NotFound(p.clone()));
+            }
+            rolescope_sign::private_key_from_pem(&read_text(p)?).map_err(|e| {
+                CliError::usage_with(
+                    format!("`{}`: {e}", display(p)),
+                    "give a PKCS#8 PEM ed25519 private key (`rolescope keygen`, or `openssl genpkey -algorithm ed25519`)",
+                )
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn run(args: &BuildArgs, style: &Style) -> Result<Exit, CliError> {
+    let keys = signing_keys(&args.sign)?;
     let (files, base) = inputs(&args.paths)?;
     // Inside the bundle, files are named relative to the policy folder, so the revision does
     // not depend on where the build ran.
@@ -77,8 +96,16 @@ pub(crate) fn run(args: &BuildArgs, style: &Style) -> Result<Exit, CliError> {
             emit_err(&render_all(style, p.warnings(), &map));
         }
     }
+    let (json, signed) = if keys.is_empty() {
+        (json, String::new())
+    } else {
+        let refs: Vec<&rolescope_sign::SigningKey> = keys.iter().collect();
+        let envelope = rolescope_sign::sign(&json, &refs).map_err(|e| CliError::usage(e.to_string()))?;
+        let ids: Vec<String> = keys.iter().map(|k| rolescope_sign::key_id(&k.verifying_key())).collect();
+        (envelope, format!("  signed by {}\n", ids.join(", ")))
+    };
     let summary = format!(
-        "built policy `{}` revision {}\n  {}, {}, {} -> {}\n",
+        "built policy `{}` revision {}\n  {}, {}, {} -> {}\n{signed}",
         policy.name(),
         policy.revision(),
         plural(files.len(), "file"),

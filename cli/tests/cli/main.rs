@@ -10,6 +10,7 @@ mod corpus;
 mod eval;
 mod help;
 mod schema;
+mod sign;
 mod test_cmd;
 
 use std::path::{Path, PathBuf};
