@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use rolescope_engine::{Assignment, Policy, Principal, Resource, Source};
+use rolescope_engine::{Assignment, HttpRequest, Policy, Principal, Resource, Source};
 
 /// A generated MSP policy: `roles` roles of rising rank over 10 resource kinds, each with
 /// `grants_per_role` grants, some conditional; scopes msp > org > site.
@@ -170,5 +170,33 @@ fn bench_compile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_msp, bench_scale, bench_compile);
+/// The gateway's question: an HTTP request through the route table (normalization, matching,
+/// resource and context preparation, decision), on a shipped seed policy and its routes.
+fn bench_http(c: &mut Criterion) {
+    let sources = [
+        Source::new("roles.yaml", include_str!("../../policies/juniper-mist-msp/roles.yaml")),
+        Source::new("routes.yaml", include_str!("../../policies/juniper-mist-msp/routes.yaml")),
+    ];
+    let policy = Policy::compile(&sources).expect("seed policy compiles");
+    let na: Principal = serde_json::from_str(
+        r#"{"id":"na","assignments":[{"role":"network_admin","scope":"msp:mist","tenants":["org:o1","org:o2"]}]}"#,
+    )
+    .expect("principal");
+    let p = policy.prepare_principal(&na).expect("prepared");
+    let headers = [("accept", "application/json"), ("user-agent", "bench")];
+    let allowed = HttpRequest { method: "POST", target: "/api/v1/orgs/o1/devices/ap-10/reboot", headers: &headers };
+    let other = HttpRequest { method: "GET", target: "/api/v1/orgs/o3/devices?page=2", headers: &headers };
+    let hostile = HttpRequest { method: "GET", target: "/api/v1/orgs/o1/%2e%2e/o3/devices", headers: &headers };
+    assert!(policy.authorize_http(Some(&p), &allowed).allowed());
+    assert!(!policy.authorize_http(Some(&p), &other).allowed());
+    let mut g = c.benchmark_group("http");
+    g.bench_function("allowed_route", |b| b.iter(|| policy.authorize_http(Some(black_box(&p)), black_box(&allowed))));
+    g.bench_function("other_tenant_denied", |b| {
+        b.iter(|| policy.authorize_http(Some(black_box(&p)), black_box(&other)))
+    });
+    g.bench_function("invalid_path", |b| b.iter(|| policy.authorize_http(Some(black_box(&p)), black_box(&hostile))));
+    g.finish();
+}
+
+criterion_group!(benches, bench_msp, bench_scale, bench_compile, bench_http);
 criterion_main!(benches);
