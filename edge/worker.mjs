@@ -1,0 +1,307 @@
+// rolescope edge enforcer: a module worker (Cloudflare Workers / workerd) in front of an API.
+// It runs the npm package's WebAssembly module (the `web` build, byte for byte the module the
+// gateway runs) on the same policy bundle, both imported as modules, and enforces exactly as
+// the gateway does (gateway/src/server/{proxy,reject,identity}.rs):
+//   1. refuse ambiguous requests (two Authorization headers, a token in the query string);
+//   2. verify the bearer token with WebCrypto against a JWKS (edge/jwt.mjs);
+//   3. map the request through the policy's route table and path normalization
+//      (`policy.authorizeHttp`) and decide;
+//   4. forward the allowed ones to UPSTREAM with the gateway's header rules, or answer the
+//      gateway's status and JSON body `{"error","reason","decision_id"}`.
+// Every failure denies: no policy, an engine fault, a malformed token or request.
+//
+// Environment (wrangler.toml [vars] / workerd bindings):
+//   UPSTREAM        base URL of the API, e.g. https://api.example.com (required)
+//   JWT_ISSUER      expected `iss` (required)          JWT_AUDIENCE   expected `aud` (required)
+//   JWKS            the key set, JSON text             JWKS_URL       or where to fetch it
+//   JWT_ALGORITHMS  default "RS256,ES256"              JWT_LEEWAY     seconds, default 30
+//   MAX_BODY_BYTES  default 10485760                   UPSTREAM_TIMEOUT_MS  default 30000
+//   DECISION_LOG    "stdout" to log one JSON line per decision
+
+import { Policy, initSync } from "./dist/rolescope_wasm.js";
+import wasmModule from "./dist/rolescope_wasm_bg.wasm";
+import bundle from "./dist/bundle.json";
+
+import { JwtVerifier, TokenError } from "./jwt.mjs";
+
+/** Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones proxies drop). */
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const INTERNAL_PREFIX = "x-rolescope-";
+/** Prepared principals kept (then all are released and the cache starts over). */
+const PRINCIPAL_CACHE = 4096;
+/** How long a key set fetched from JWKS_URL is kept (seconds). */
+const JWKS_TTL = 300;
+
+// ---------------------------------------------------------------------------------------------
+// Refusals: the gateway's one table (gateway/src/server/reject.rs).
+
+/** Reason codes of the engine that are not 403. */
+const ENGINE_STATUS = { invalid_path: [400, "bad_request", "invalid_path"], unauthenticated: [401, "unauthenticated", "missing_token"] };
+
+/** Status, error and reason of a refusal. */
+export function refusal(kind, reason) {
+  switch (kind) {
+    case "denied":
+      return ENGINE_STATUS[reason] ?? [403, "forbidden", reason];
+    case "token":
+      return [401, "unauthenticated", reason];
+    case "bad_request":
+      return [400, "bad_request", reason];
+    case "too_large":
+      return [413, "payload_too_large", "body_too_large"];
+    case "unavailable":
+      return [503, "unavailable", reason];
+    case "upstream_unavailable":
+      return [502, "bad_gateway", "upstream_unavailable"];
+    case "upstream_timeout":
+      return [504, "gateway_timeout", "upstream_timeout"];
+    default:
+      return [503, "unavailable", "engine_fault"];
+  }
+}
+
+function reject(kind, reason, decisionId) {
+  const [status, error, code] = refusal(kind, reason);
+  const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store" });
+  if (status === 401) {
+    headers.set("www-authenticate", kind === "denied" || code === "missing_token" ? "Bearer" : 'Bearer error="invalid_token"');
+  }
+  const body = JSON.stringify({ decision_id: decisionId, error, reason: code });
+  return { response: new Response(body, { status, headers }), reason: code };
+}
+
+// ---------------------------------------------------------------------------------------------
+// State kept across requests of one isolate.
+
+let engine = null; // { policy } | { error }
+let verifier = null; // { jwt, loadedAt, source } | { error }
+const principals = new Map(); // token -> { prepared, exp, id }
+
+function loadEngine() {
+  if (engine) return engine;
+  try {
+    initSync({ module: wasmModule });
+    const text = typeof bundle === "string" ? bundle : JSON.stringify(bundle);
+    engine = { policy: Policy.fromBundle(text) };
+  } catch (e) {
+    engine = { error: e };
+    console.error("rolescope: no policy:", typeof e === "string" ? e : JSON.stringify(e?.diagnostics ?? String(e)));
+  }
+  return engine;
+}
+
+async function loadVerifier(env, now) {
+  if (verifier && !verifier.error && !(verifier.source === "url" && now - verifier.loadedAt > JWKS_TTL)) return verifier;
+  try {
+    const jwt = new JwtVerifier({
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      algorithms: (env.JWT_ALGORITHMS ?? "RS256,ES256").split(",").map((s) => s.trim()).filter(Boolean),
+      leeway: env.JWT_LEEWAY === undefined ? 30 : Number(env.JWT_LEEWAY),
+    });
+    let source = "inline";
+    let jwks = env.JWKS;
+    if (jwks === undefined && env.JWKS_URL) {
+      source = "url";
+      const res = await fetch(env.JWKS_URL, { headers: { accept: "application/json" } });
+      if (!res.ok) throw new Error(`JWKS_URL answered ${res.status}`);
+      jwks = await res.text();
+    }
+    if (jwks === undefined) throw new Error("no key set: set JWKS or JWKS_URL");
+    await jwt.setKeys(jwks);
+    if (verifier?.jwt) releasePrincipals();
+    verifier = { jwt, loadedAt: now, source };
+  } catch (e) {
+    // Keep a previous key set when a refresh fails; without any, every token is refused.
+    if (verifier?.jwt) return verifier;
+    verifier = { error: e };
+    console.error("rolescope: identity:", String(e));
+  }
+  return verifier;
+}
+
+function releasePrincipals() {
+  for (const { prepared } of principals.values()) prepared?.free();
+  principals.clear();
+}
+
+/** 16 random bytes as 32 lowercase hex digits. */
+function newId() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function validTraceparent(s) {
+  const p = s.split("-");
+  const hex = (v, n) => v.length === n && /^[0-9a-f]+$/.test(v);
+  return (
+    p.length === 4 && hex(p[0], 2) && p[0] !== "ff" && hex(p[1], 32) && /[^0]/.test(p[1]) && hex(p[2], 16) && /[^0]/.test(p[2]) && hex(p[3], 2)
+  );
+}
+
+/** Remove hop-by-hop headers, those `Connection` names, and (from a client) `x-rolescope-*`. */
+export function stripHeaders(headers, internalToo) {
+  const named = (headers.get("connection") ?? "").split(",").map((n) => n.trim().toLowerCase()).filter(Boolean);
+  for (const n of [...named, ...HOP_BY_HOP]) headers.delete(n);
+  if (internalToo) {
+    for (const n of [...headers.keys()]) if (n.startsWith(INTERNAL_PREFIX)) headers.delete(n);
+  }
+}
+
+/** The origin-form target (`path?query`) of the request as received, undecoded. */
+export function targetOf(url) {
+  const afterScheme = url.indexOf("//");
+  const pathStart = url.indexOf("/", afterScheme + 2);
+  if (afterScheme < 0 || pathStart < 0) return "/";
+  // Kept whole: a fragment in a request target is refused by the route table (invalid_path).
+  return url.slice(pathStart);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One request.
+
+async function identify(request, env, now) {
+  const value = request.headers.get("authorization");
+  if (value === null) return null;
+  // Headers joins repeated fields with ", "; a JWT never contains a comma.
+  if (value.includes(",")) throw { badRequest: "duplicate_authorization" };
+  const space = value.indexOf(" ");
+  const scheme = space < 0 ? "" : value.slice(0, space);
+  const token = space < 0 ? "" : value.slice(space + 1).trim();
+  if (space < 0 || scheme.toLowerCase() !== "bearer" || token === "") throw new TokenError("invalid_token");
+  const v = await loadVerifier(env, now);
+  if (v.error) throw new TokenError("unknown_key");
+  const cached = principals.get(token);
+  if (cached && now < cached.exp) return { token, ...cached };
+  const { principal, exp } = await v.jwt.verify(token, now);
+  return { token, principal, exp };
+}
+
+/** The engine's decision for the request; `prepared` is cached per token. */
+function decide(policy, who, query) {
+  if (who === null) return policy.authorizeHttp(null, query);
+  let entry = principals.get(who.token);
+  if (!entry) {
+    let prepared = null;
+    try {
+      prepared = policy.preparePrincipal(who.principal);
+    } catch {
+      prepared = null; // refused by the engine: denied everything (as the gateway's host does)
+    }
+    if (principals.size >= PRINCIPAL_CACHE) releasePrincipals();
+    entry = { prepared, exp: who.exp, principal: who.principal };
+    principals.set(who.token, entry);
+  }
+  if (entry.prepared !== null) return policy.authorizeHttp(entry.prepared, query);
+  // A principal the engine refuses: routed anonymously (a path or route problem keeps its
+  // reason, a public route stays public); anything else is denied with the engine's reason
+  // for the principal.
+  const routed = policy.authorizeHttp(null, query);
+  if (routed.allowed || routed.reason !== "unauthenticated") return routed;
+  const probe = policy.check({ principal: who.principal, action: "", resource: { kind: "", scope: "" } });
+  return { ...routed, reason: probe.reason };
+}
+
+async function forward(request, env, target, decisionId, revision, principal) {
+  const base = new URL(env.UPSTREAM);
+  const url = `${base.origin}${base.pathname.replace(/\/+$/, "")}${target}`;
+  const headers = new Headers(request.headers);
+  const trace = headers.get("traceparent");
+  stripHeaders(headers, true);
+  headers.delete("host");
+  if (principal !== null) headers.set("x-rolescope-principal", principal);
+  headers.set("x-rolescope-decision-id", decisionId);
+  headers.set("x-rolescope-revision", revision);
+  headers.set("traceparent", trace !== null && validTraceparent(trace) ? trace : `00-${newId()}-${newId().slice(0, 16)}-01`);
+  const client = request.headers.get("cf-connecting-ip");
+  if (client !== null) {
+    const prev = request.headers.get("x-forwarded-for");
+    headers.set("x-forwarded-for", prev === null ? client : `${prev}, ${client}`);
+  }
+  const timeout = Number(env.UPSTREAM_TIMEOUT_MS ?? 30000);
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  let res;
+  try {
+    res = await fetch(url, {
+      method: request.method,
+      headers,
+      body: hasBody ? request.body : undefined,
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeout),
+    });
+  } catch (e) {
+    return reject(e?.name === "TimeoutError" ? "upstream_timeout" : "upstream_unavailable", null, decisionId);
+  }
+  const out = new Headers(res.headers);
+  stripHeaders(out, false);
+  return { response: new Response(res.body, { status: res.status, statusText: res.statusText, headers: out }), reason: "allowed" };
+}
+
+async function handle(request, env) {
+  const start = Date.now();
+  const now = Math.floor(start / 1000);
+  const decisionId = newId();
+  const { policy } = loadEngine();
+  const revision = policy ? policy.revision : "none";
+  const target = targetOf(request.url);
+  const method = request.method;
+  const log = { decision_id: decisionId, method, principal: null, route: null, action: null, kind: null, tenant: null, resource: null };
+  let result;
+  try {
+    result = await enforce(request, env, { now, decisionId, policy, revision, target, method, log });
+  } catch (e) {
+    console.error("rolescope: engine fault:", String(e));
+    result = reject("unavailable", "engine_fault", decisionId);
+  }
+  const headers = new Headers(result.response.headers);
+  headers.set("x-rolescope-decision-id", decisionId);
+  headers.set("x-rolescope-revision", revision);
+  if (env.DECISION_LOG === "stdout") {
+    const line = { ...log, time: new Date(start).toISOString(), allowed: result.reason === "allowed", reason: result.reason, revision, latency_us: (Date.now() - start) * 1000 };
+    console.log(JSON.stringify(line));
+  }
+  const { status, statusText, body } = result.response;
+  return new Response(status === 101 || status === 204 || status === 304 || method === "HEAD" ? null : body, { status, statusText, headers });
+}
+
+async function enforce(request, env, { now, decisionId, policy, revision, target, method, log }) {
+  // Framing: a token in the query string.
+  const q = target.indexOf("?");
+  if (q >= 0) {
+    const names = target.slice(q + 1).split("&").map((kv) => kv.split("=")[0].toLowerCase());
+    if (names.includes("access_token") || names.includes("id_token")) return reject("bad_request", "token_in_query", decisionId);
+  }
+  const max = Number(env.MAX_BODY_BYTES ?? 10485760);
+  const length = request.headers.get("content-length");
+  if (length !== null && /^\d+$/.test(length) && Number(length) > max) return reject("too_large", null, decisionId);
+  let who;
+  try {
+    who = await identify(request, env, now);
+  } catch (e) {
+    if (e instanceof TokenError) return reject("token", e.reason, decisionId);
+    if (e?.badRequest) return reject("bad_request", e.badRequest, decisionId);
+    throw e;
+  }
+  if (!policy) return reject("unavailable", "no_policy", decisionId);
+  const headers = [...request.headers.entries()];
+  const d = decide(policy, who, { method, target, headers });
+  if (d === null || typeof d !== "object" || typeof d.allowed !== "boolean" || typeof d.reason !== "string") {
+    return reject("unavailable", "engine_fault", decisionId);
+  }
+  Object.assign(log, {
+    principal: who?.principal.id ?? null,
+    route: d.route ?? null,
+    action: d.action ?? null,
+    kind: d.kind ?? null,
+    tenant: d.tenant ?? null,
+    resource: d.resourceId ?? null,
+  });
+  if (!d.allowed) return reject("denied", d.reason, decisionId);
+  return forward(request, env, target, decisionId, revision, who?.principal.id ?? null);
+}
+
+export default {
+  async fetch(request, env) {
+    return handle(request, env);
+  },
+};
