@@ -1,0 +1,266 @@
+//! The `wasm_abi` target: arbitrary bytes into the plain ABI exports (`bindings/ABI.md`) of the
+//! engine's wasm module, run by wasmtime the way the gateway runs it (JS glue imports defined
+//! as traps). The module is `target/wasm/rolescope.wasm` (`cargo xtask wasm`), or the file
+//! named by `ROLESCOPE_WASM`.
+//!
+//! Each input gets a fresh instance with one seed policy's bundle loaded, then runs a sequence
+//! of operations decoded from the bytes. Checked: no call traps or runs out of fuel (the guest
+//! never panics on input); every answer is in the documented range; an allowed answer carries
+//! reason `allowed`; a handle that was never issued, or was freed, never decides; bundle loads
+//! and `rs_check_json` answer exactly as the native engine does on the same bytes.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use rolescope_engine::{Policy, Reason, Request, Source};
+use wasmtime::{Config, Engine, InstancePre, Linker, Memory, Module, Store, TypedFunc};
+
+use crate::checks::SEEDS;
+
+/// Fuel per call: far more than any decision or bundle load needs, so running out is a hang.
+const FUEL: u64 = 20_000_000_000;
+
+struct Compiled {
+    engine: Engine,
+    pre: InstancePre<()>,
+    bundles: Vec<String>,
+}
+
+fn compiled() -> &'static Compiled {
+    static COMPILED: OnceLock<Compiled> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        let path = std::env::var("ROLESCOPE_WASM")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm/rolescope.wasm").to_owned());
+        let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path} (run `cargo xtask wasm`): {e}"));
+        let mut cfg = Config::new();
+        cfg.consume_fuel(true);
+        let engine = Engine::new(&cfg).expect("engine");
+        let module = Module::new(&engine, wasm).expect("module");
+        let mut linker: Linker<()> = Linker::new(&engine);
+        linker.define_unknown_imports_as_traps(&module).expect("trap imports");
+        let pre = linker.instantiate_pre(&module).expect("instantiate_pre");
+        let bundles = SEEDS
+            .iter()
+            .map(|(name, roles, routes)| {
+                let sources = [
+                    Source::new(format!("{name}/roles.yaml"), *roles),
+                    Source::new(format!("{name}/routes.yaml"), *routes),
+                ];
+                Policy::bundle(&sources).expect("seed bundle").1
+            })
+            .collect();
+        Compiled { engine, pre, bundles }
+    })
+}
+
+/// One fresh instance and its exports.
+struct Guest {
+    store: Store<()>,
+    memory: Memory,
+    input: TypedFunc<u32, u32>,
+    out_ptr: TypedFunc<(), u32>,
+    out_len: TypedFunc<(), u32>,
+    load: TypedFunc<u32, i32>,
+    principal: TypedFunc<u32, i32>,
+    free: TypedFunc<u32, ()>,
+    decide: TypedFunc<u32, i32>,
+    check_json: TypedFunc<u32, i32>,
+}
+
+impl Guest {
+    fn new(c: &Compiled) -> Self {
+        let mut store = Store::new(&c.engine, ());
+        store.set_fuel(FUEL).expect("fuel");
+        let instance = c.pre.instantiate(&mut store).expect("instantiate");
+        let memory = instance.get_memory(&mut store, "memory").expect("memory export");
+        macro_rules! f {
+            ($name:literal) => {
+                instance.get_typed_func(&mut store, $name).expect($name)
+            };
+        }
+        Self {
+            input: f!("rs_input"),
+            out_ptr: f!("rs_output_ptr"),
+            out_len: f!("rs_output_len"),
+            load: f!("rs_load_bundle"),
+            principal: f!("rs_principal"),
+            free: f!("rs_principal_free"),
+            decide: f!("rs_decide"),
+            check_json: f!("rs_check_json"),
+            memory,
+            store,
+        }
+    }
+
+    /// Call `f`; a trap or running out of fuel is a finding.
+    fn call<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(&mut self, f: TypedFunc<P, R>, p: P, what: &str) -> R {
+        self.store.set_fuel(FUEL).expect("fuel");
+        match f.call(&mut self.store, p) {
+            Ok(r) => r,
+            Err(e) => panic!("{what} trapped: {e:#}"),
+        }
+    }
+
+    /// `rs_input(len)` and copy `bytes` there.
+    fn put(&mut self, bytes: &[u8]) -> u32 {
+        let len = u32::try_from(bytes.len()).expect("small input");
+        let ptr = self.call(self.input, len, "rs_input");
+        self.memory.write(&mut self.store, ptr as usize, bytes).expect("the input buffer lies in memory");
+        len
+    }
+
+    fn output(&mut self) -> Vec<u8> {
+        let ptr = self.call(self.out_ptr, (), "rs_output_ptr") as usize;
+        let len = self.call(self.out_len, (), "rs_output_len") as usize;
+        let mut out = vec![0; len];
+        self.memory.read(&self.store, ptr, &mut out).expect("the output buffer lies in memory");
+        out
+    }
+}
+
+/// A cursor over the fuzz input.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([self.u8()?, self.u8()?, self.u8()?, self.u8()?]))
+    }
+    /// A `u16`-length-prefixed chunk (shorter if the input ends).
+    fn chunk(&mut self) -> Option<&'a [u8]> {
+        let n = usize::from(self.u16()?).min(self.0.len());
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+}
+
+fn encode(allowed: bool, reason: Reason) -> i32 {
+    (i32::from(reason.code()) << 1) | i32::from(allowed)
+}
+
+/// A decision code must be a known reason, allowed only with `allowed`.
+fn assert_decision_code(code: i32, what: &str) {
+    let Ok(c) = u8::try_from(code >> 1) else { panic!("{what}: answer {code} out of range") };
+    let reason = Reason::from_code(c).unwrap_or_else(|| panic!("{what}: unknown reason code {c}"));
+    assert!((code & 1 == 1) == (reason == Reason::Allowed), "{what}: answer {code} ({reason:?})");
+}
+
+/// Run one fuzz input (see the module docs).
+pub fn run(data: &[u8]) {
+    let c = compiled();
+    let mut bytes = Bytes(data);
+    let Some(first) = bytes.u8() else { return };
+    let Some(bundle) = c.bundles.get(usize::from(first) % c.bundles.len()) else { return };
+    let mut g = Guest::new(c);
+    let len = g.put(bundle.as_bytes());
+    assert_eq!(g.call(g.load, len, "rs_load_bundle"), 0, "a seed bundle loads");
+    let mut native = Policy::from_bundle(bundle).expect("a seed bundle loads natively");
+    let mut live: HashSet<u32> = HashSet::new();
+    let mut ops = 0;
+    while let Some(op) = bytes.u8() {
+        ops += 1;
+        if ops > 64 {
+            break;
+        }
+        match op % 7 {
+            0 => {
+                let Some(chunk) = bytes.chunk() else { break };
+                let len = g.put(chunk);
+                let code = g.call(g.load, len, "rs_load_bundle");
+                let expected = match std::str::from_utf8(chunk) {
+                    Err(_) => -1,
+                    Ok(text) => match Policy::from_bundle(text) {
+                        Ok(p) => {
+                            native = p;
+                            live.clear();
+                            0
+                        }
+                        Err(_) => -3,
+                    },
+                };
+                assert_eq!(code, expected, "rs_load_bundle vs Policy::from_bundle");
+                if code == 0 {
+                    let revision = g.output();
+                    assert_eq!(revision, native.revision().as_bytes(), "the revision in the output buffer");
+                }
+            }
+            1 => {
+                let Some(chunk) = bytes.chunk() else { break };
+                let len = g.put(chunk);
+                let code = g.call(g.principal, len, "rs_principal");
+                let native_ok =
+                    serde_json::from_slice(chunk).ok().is_some_and(|p| native.prepare_principal(&p).is_ok());
+                match u32::try_from(code) {
+                    Ok(h) => {
+                        assert!(native_ok, "rs_principal accepted what the engine refuses");
+                        assert!(live.insert(h), "handle {h} issued twice");
+                    }
+                    Err(_) => {
+                        assert_eq!(code, -1, "rs_principal answer");
+                        assert!(!native_ok, "rs_principal refused what the engine accepts");
+                    }
+                }
+            }
+            2 => {
+                let Some(chunk) = bytes.chunk() else { break };
+                let len = g.put(chunk);
+                let code = g.call(g.decide, len, "rs_decide");
+                let handle = Bytes(chunk).u32();
+                if code < 0 {
+                    assert_eq!(code, -1, "rs_decide answer");
+                } else {
+                    assert!(handle.is_some_and(|h| live.contains(&h)), "a decision for a handle never issued or freed");
+                    assert_decision_code(code, "rs_decide");
+                }
+            }
+            3 => {
+                let Some(chunk) = bytes.chunk() else { break };
+                let len = g.put(chunk);
+                let code = g.call(g.check_json, len, "rs_check_json");
+                match serde_json::from_slice::<Request>(chunk) {
+                    Ok(req) => {
+                        let report = native.check_report(&req);
+                        assert_eq!(code, encode(report.allowed, report.reason), "rs_check_json vs check_report");
+                        let out: serde_json::Value = serde_json::from_slice(&g.output()).expect("report JSON");
+                        assert_eq!(out.get("allowed"), Some(&serde_json::Value::Bool(report.allowed)));
+                        assert_eq!(out.get("reason").and_then(|r| r.as_str()), Some(report.reason.as_str()));
+                    }
+                    Err(_) => assert_eq!(code, -1, "rs_check_json on bytes that are no request"),
+                }
+            }
+            4 => {
+                let Some(h) = bytes.u32() else { break };
+                // small handles mostly, to hit live ones
+                let h = if h & 0x8000_0000 == 0 { h % 8 } else { h };
+                g.call(g.free, h, "rs_principal_free");
+                live.remove(&h);
+            }
+            5 => {
+                // an operation that claims more bytes than the input buffer holds
+                let Some(chunk) = bytes.chunk() else { break };
+                let Some(extra) = bytes.u32() else { break };
+                let len = g.put(chunk).saturating_add(extra.max(1));
+                for (f, what) in
+                    [(g.decide, "rs_decide"), (g.check_json, "rs_check_json"), (g.principal, "rs_principal")]
+                {
+                    assert_eq!(g.call(f, len, what), -1, "{what} with a length past the input");
+                }
+                assert_eq!(g.call(g.load, len, "rs_load_bundle"), -1, "rs_load_bundle with a length past the input");
+            }
+            _ => {
+                // a bare rs_input resize, then reading the output buffer
+                let Some(n) = bytes.u16() else { break };
+                g.call(g.input, u32::from(n), "rs_input");
+                let _ = g.output();
+            }
+        }
+    }
+}
