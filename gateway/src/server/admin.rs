@@ -1,0 +1,62 @@
+//! The admin address: `/livez`, `/readyz` (a policy is loaded and the upstream answers
+//! `GET /__health`), `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+
+use super::State;
+use super::body::{Body, full};
+use super::proxy::upstream_uri;
+
+/// How long `/readyz` waits for the upstream.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/livez" => text(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => {
+            let (ready, detail) = readiness(&state).await;
+            let body = serde_json::json!({
+                "ready": ready,
+                "revision": state.current_revision(),
+                "detail": detail,
+            });
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            text(status, "application/json", body.to_string())
+        }
+        "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render()),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// Ready: a policy is loaded (when enforcing) and the upstream answers `GET /__health` with 2xx.
+async fn readiness(state: &State) -> (bool, &'static str) {
+    if state.enforcer.is_some() && state.current_revision().is_none() {
+        return (false, "no policy loaded");
+    }
+    let Ok(uri) = upstream_uri(&state.upstream, "/__health") else { return (false, "upstream URL") };
+    let mut req = Request::new(super::body::stream(Empty::<Bytes>::new()));
+    *req.uri_mut() = uri;
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.client.request(req)).await {
+        Ok(Ok(res)) if res.status().is_success() => (true, "ok"),
+        Ok(Ok(_)) => (false, "upstream health check failed"),
+        Ok(Err(_)) => (false, "upstream unreachable"),
+        Err(_) => (false, "upstream health check timed out"),
+    }
+}

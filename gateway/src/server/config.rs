@@ -1,0 +1,523 @@
+//! The gateway's configuration: one YAML file (unknown fields rejected), environment overrides
+//! (`ROLESCOPE_GATEWAY_*`), checked at start. Every error names the field it is about.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for the configuration (unknown field, wrong type, ...).
+    #[error("`{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+    /// A field has a value the gateway cannot use.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field, as a dotted path (`limits.header_timeout`), or the environment variable
+        /// that set it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Field { field: field.into(), message: message.into() }
+    }
+}
+
+// ---- the file as written
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    upstream: Option<String>,
+    module: Option<String>,
+    enforce: Option<bool>,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    identity: RawIdentity,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    decision_log: RawDecisionLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    file: Option<String>,
+    url: Option<String>,
+    poll_interval: Option<String>,
+    watch: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    jwt: Option<RawJwt>,
+    principals_from_bundle: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    issuer: Option<String>,
+    audience: Option<String>,
+    algorithms: Option<Vec<String>>,
+    jwks_file: Option<String>,
+    jwks_url: Option<String>,
+    leeway: Option<String>,
+    #[serde(default)]
+    claims: RawClaims,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaims {
+    subject: Option<String>,
+    status: Option<String>,
+    assignments: Option<String>,
+    attributes: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<u64>,
+    max_body_bytes: Option<u64>,
+    header_timeout: Option<String>,
+    upstream_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecisionLog {
+    sink: Option<String>,
+    path: Option<String>,
+}
+
+// ---- the checked configuration
+
+/// Where decision logs go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DecisionSink {
+    Stdout,
+    File(PathBuf),
+    Off,
+}
+
+/// Where the policy bundle comes from.
+#[derive(Clone, Debug)]
+pub(crate) struct PolicySource {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) url: Option<Uri>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) watch: bool,
+}
+
+/// Names of the claims a principal is read from.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimNames {
+    pub(crate) subject: String,
+    pub(crate) status: String,
+    pub(crate) assignments: String,
+    pub(crate) attributes: String,
+}
+
+/// Where the verification keys come from.
+#[derive(Clone, Debug)]
+pub(crate) enum KeySource {
+    File(PathBuf),
+    Url(Uri),
+}
+
+/// JWT verification settings.
+#[derive(Clone, Debug)]
+pub(crate) struct JwtConfig {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) keys: KeySource,
+    pub(crate) leeway: Duration,
+    pub(crate) claims: ClaimNames,
+}
+
+/// Size limits and timeouts.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) header_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// The gateway's configuration, checked: [`GatewayConfig::load`] reads the YAML file and the
+/// environment overrides and refuses anything it cannot use, naming the field.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin_listen: SocketAddr,
+    pub(crate) upstream: Uri,
+    pub(crate) module: PathBuf,
+    pub(crate) enforce: bool,
+    pub(crate) policy: PolicySource,
+    pub(crate) jwt: Option<JwtConfig>,
+    pub(crate) principals_from_bundle: bool,
+    pub(crate) limits: Limits,
+    pub(crate) decision_log: DecisionSink,
+}
+
+/// The environment overrides: variable, field it sets.
+const ENV: &[(&str, &str)] = &[
+    ("ROLESCOPE_GATEWAY_LISTEN", "listen"),
+    ("ROLESCOPE_GATEWAY_ADMIN_LISTEN", "admin_listen"),
+    ("ROLESCOPE_GATEWAY_UPSTREAM", "upstream"),
+    ("ROLESCOPE_GATEWAY_MODULE", "module"),
+    ("ROLESCOPE_GATEWAY_ENFORCE", "enforce"),
+    ("ROLESCOPE_GATEWAY_POLICY_FILE", "policy.file"),
+    ("ROLESCOPE_GATEWAY_POLICY_URL", "policy.url"),
+    ("ROLESCOPE_GATEWAY_POLICY_POLL_INTERVAL", "policy.poll_interval"),
+    ("ROLESCOPE_GATEWAY_POLICY_WATCH", "policy.watch"),
+    ("ROLESCOPE_GATEWAY_JWT_ISSUER", "identity.jwt.issuer"),
+    ("ROLESCOPE_GATEWAY_JWT_AUDIENCE", "identity.jwt.audience"),
+    ("ROLESCOPE_GATEWAY_JWKS_FILE", "identity.jwt.jwks_file"),
+    ("ROLESCOPE_GATEWAY_JWKS_URL", "identity.jwt.jwks_url"),
+    ("ROLESCOPE_GATEWAY_MAX_HEADER_BYTES", "limits.max_header_bytes"),
+    ("ROLESCOPE_GATEWAY_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    ("ROLESCOPE_GATEWAY_HEADER_TIMEOUT", "limits.header_timeout"),
+    ("ROLESCOPE_GATEWAY_UPSTREAM_TIMEOUT", "limits.upstream_timeout"),
+    ("ROLESCOPE_GATEWAY_DECISION_LOG", "decision_log.sink"),
+    ("ROLESCOPE_GATEWAY_DECISION_LOG_PATH", "decision_log.path"),
+];
+
+/// The asymmetric algorithms a token may be signed with (HMAC is never accepted: the
+/// gateway holds public keys only).
+const ASYMMETRIC: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl GatewayConfig {
+    /// Read `path`, apply the `ROLESCOPE_GATEWAY_*` variables of the process environment, and
+    /// check the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |k| std::env::var(k).ok())
+    }
+
+    /// [`GatewayConfig::load`] with the environment given as a lookup function.
+    pub fn load_with_env(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path, env)
+    }
+
+    /// Parse YAML text (named `origin` in errors) and check it, with the environment given as a
+    /// lookup function.
+    pub fn parse(text: &str, origin: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut raw: Raw = if text.trim().is_empty() {
+            Raw::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                path: origin.into(),
+                message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+            })?
+        };
+        let mut from_env = Vec::new();
+        for (var, field) in ENV {
+            if let Some(value) = env(var) {
+                raw.set(field, value).map_err(|m| ConfigError::field(format!("{var} ({field})"), m))?;
+                from_env.push((*var, *field));
+            }
+        }
+        // Relative paths are relative to the configuration file's folder.
+        let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+        raw.check(&base, &env).map_err(|e| match e {
+            // A value set by a variable: name the variable too.
+            ConfigError::Field { field, message } => match from_env.iter().find(|(_, f)| *f == field) {
+                Some((var, _)) => ConfigError::Field { field: format!("{var} ({field})"), message },
+                None => ConfigError::Field { field, message },
+            },
+            other => other,
+        })
+    }
+
+    /// The address the gateway serves on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The admin address (`/livez`, `/readyz`, `/metrics`).
+    pub fn admin_listen(&self) -> SocketAddr {
+        self.admin_listen
+    }
+
+    /// Whether requests are authorized (`false`: passthrough, the benchmark baseline).
+    pub fn enforce(&self) -> bool {
+        self.enforce
+    }
+
+    /// Set both addresses (tests bind port 0).
+    pub fn with_addresses(mut self, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self.admin_listen = admin_listen;
+        self
+    }
+}
+
+impl Raw {
+    /// An environment override.
+    fn set(&mut self, field: &str, v: String) -> Result<(), String> {
+        let jwt = || RawJwt::default();
+        match field {
+            "listen" => self.listen = Some(v),
+            "admin_listen" => self.admin_listen = Some(v),
+            "upstream" => self.upstream = Some(v),
+            "module" => self.module = Some(v),
+            "enforce" => self.enforce = Some(parse_bool(&v)?),
+            "policy.file" => self.policy.file = Some(v),
+            "policy.url" => self.policy.url = Some(v),
+            "policy.poll_interval" => self.policy.poll_interval = Some(v),
+            "policy.watch" => self.policy.watch = Some(parse_bool(&v)?),
+            "identity.jwt.issuer" => self.identity.jwt.get_or_insert_with(jwt).issuer = Some(v),
+            "identity.jwt.audience" => self.identity.jwt.get_or_insert_with(jwt).audience = Some(v),
+            "identity.jwt.jwks_file" => self.identity.jwt.get_or_insert_with(jwt).jwks_file = Some(v),
+            "identity.jwt.jwks_url" => self.identity.jwt.get_or_insert_with(jwt).jwks_url = Some(v),
+            "limits.max_header_bytes" => self.limits.max_header_bytes = Some(parse_u64(&v)?),
+            "limits.max_body_bytes" => self.limits.max_body_bytes = Some(parse_u64(&v)?),
+            "limits.header_timeout" => self.limits.header_timeout = Some(v),
+            "limits.upstream_timeout" => self.limits.upstream_timeout = Some(v),
+            "decision_log.sink" => self.decision_log.sink = Some(v),
+            "decision_log.path" => self.decision_log.path = Some(v),
+            _ => return Err("no such field".into()),
+        }
+        Ok(())
+    }
+
+    fn check(self, base: &Path, env: &impl Fn(&str) -> Option<String>) -> Result<GatewayConfig, ConfigError> {
+        let addr = |field: &str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+            let v = v.unwrap_or_else(|| default.to_owned());
+            v.parse().map_err(|_| f(field, format!("invalid socket address {v:?} (expected e.g. 127.0.0.1:8080)")))
+        };
+        let listen = addr("listen", self.listen, "127.0.0.1:8080")?;
+        let admin_listen = addr("admin_listen", self.admin_listen, "127.0.0.1:9090")?;
+        if listen == admin_listen && listen.port() != 0 {
+            return Err(f("admin_listen", format!("same address as listen ({listen})")));
+        }
+        let upstream = self
+            .upstream
+            .ok_or_else(|| f("upstream", "missing (the upstream base URL, e.g. http://127.0.0.1:8081)"))?;
+        let upstream = http_url("upstream", &upstream)?;
+        let module = match self.module {
+            Some(m) => base.join(m),
+            None => env("ROLESCOPE_WASM").map_or_else(|| PathBuf::from("target/wasm/rolescope.wasm"), PathBuf::from),
+        };
+        let enforce = self.enforce.unwrap_or(true);
+
+        let p = self.policy;
+        let policy = PolicySource {
+            file: p.file.map(|x| base.join(x)),
+            url: p.url.map(|u| http_url("policy.url", &u)).transpose()?,
+            poll_interval: duration("policy.poll_interval", p.poll_interval.as_deref(), Duration::from_secs(2))?,
+            watch: p.watch.unwrap_or(true),
+        };
+        if policy.file.is_some() && policy.url.is_some() {
+            return Err(f("policy", "give either `file` or `url`, not both"));
+        }
+        if enforce && policy.file.is_none() && policy.url.is_none() {
+            return Err(f("policy", "missing: `file` or `url` (a bundle written by `rolescope build`)"));
+        }
+        if policy.poll_interval < Duration::from_millis(10) {
+            return Err(f("policy.poll_interval", "at least 10ms"));
+        }
+
+        let jwt = self.identity.jwt.map(|j| j.check(base)).transpose()?;
+        let principals_from_bundle = self.identity.principals_from_bundle.unwrap_or(false);
+
+        let l = self.limits;
+        let max_header_bytes = l.max_header_bytes.unwrap_or(16 * 1024);
+        if !(8192..=1 << 20).contains(&max_header_bytes) {
+            return Err(f("limits.max_header_bytes", format!("{max_header_bytes} out of range 8192..=1048576")));
+        }
+        let limits = Limits {
+            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+            max_body_bytes: l.max_body_bytes.unwrap_or(10 << 20),
+            header_timeout: duration("limits.header_timeout", l.header_timeout.as_deref(), Duration::from_secs(5))?,
+            upstream_timeout: duration(
+                "limits.upstream_timeout",
+                l.upstream_timeout.as_deref(),
+                Duration::from_secs(30),
+            )?,
+            shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), Duration::from_secs(10))?,
+        };
+        for (field, d) in
+            [("limits.header_timeout", limits.header_timeout), ("limits.upstream_timeout", limits.upstream_timeout)]
+        {
+            if d.is_zero() {
+                return Err(f(field, "must be more than 0"));
+            }
+        }
+
+        let decision_log = match (self.decision_log.sink.as_deref().unwrap_or("stdout"), self.decision_log.path) {
+            ("stdout", None) => DecisionSink::Stdout,
+            ("off", None) => DecisionSink::Off,
+            ("file", Some(path)) => DecisionSink::File(base.join(path)),
+            ("file", None) => return Err(f("decision_log.path", "missing (sink is `file`)")),
+            ("stdout" | "off", Some(_)) => return Err(f("decision_log.path", "only with sink `file`")),
+            (other, _) => return Err(f("decision_log.sink", format!("unknown sink {other:?} (stdout, file or off)"))),
+        };
+
+        Ok(GatewayConfig {
+            listen,
+            admin_listen,
+            upstream,
+            module,
+            enforce,
+            policy,
+            jwt,
+            principals_from_bundle,
+            limits,
+            decision_log,
+        })
+    }
+}
+
+impl RawJwt {
+    fn check(self, base: &Path) -> Result<JwtConfig, ConfigError> {
+        let issuer = self.issuer.filter(|s| !s.is_empty()).ok_or_else(|| f("identity.jwt.issuer", "missing"))?;
+        let audience = self.audience.filter(|s| !s.is_empty()).ok_or_else(|| f("identity.jwt.audience", "missing"))?;
+        let names = self.algorithms.unwrap_or_else(|| vec!["RS256".into(), "ES256".into()]);
+        if names.is_empty() {
+            return Err(f("identity.jwt.algorithms", "empty"));
+        }
+        let mut algorithms = Vec::new();
+        for name in &names {
+            let alg: Algorithm =
+                name.parse().map_err(|_| f("identity.jwt.algorithms", format!("unknown algorithm {name:?}")))?;
+            if !ASYMMETRIC.contains(&alg) {
+                return Err(f(
+                    "identity.jwt.algorithms",
+                    format!("{name} is not allowed (only asymmetric algorithms)"),
+                ));
+            }
+            algorithms.push(alg);
+        }
+        let keys = match (self.jwks_file, self.jwks_url) {
+            (Some(file), None) => KeySource::File(base.join(file)),
+            (None, Some(url)) => KeySource::Url(http_url("identity.jwt.jwks_url", &url)?),
+            (None, None) => return Err(f("identity.jwt", "missing `jwks_file` or `jwks_url`")),
+            (Some(_), Some(_)) => return Err(f("identity.jwt", "give either `jwks_file` or `jwks_url`, not both")),
+        };
+        let leeway = duration("identity.jwt.leeway", self.leeway.as_deref(), Duration::from_secs(30))?;
+        let c = self.claims;
+        let name = |field: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
+            let v = v.unwrap_or_else(|| default.to_owned());
+            if v.is_empty() { Err(f(format!("identity.jwt.claims.{field}"), "empty claim name")) } else { Ok(v) }
+        };
+        let claims = ClaimNames {
+            subject: name("subject", c.subject, "sub")?,
+            status: name("status", c.status, "status")?,
+            assignments: name("assignments", c.assignments, "assignments")?,
+            attributes: name("attributes", c.attributes, "attributes")?,
+        };
+        Ok(JwtConfig { issuer, audience, algorithms, keys, leeway, claims })
+    }
+}
+
+/// A field error.
+fn f(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::field(field, message)
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("invalid boolean {v:?}")),
+    }
+}
+
+fn parse_u64(v: &str) -> Result<u64, String> {
+    v.parse().map_err(|_| format!("invalid number {v:?}"))
+}
+
+/// An `http://` URL (the gateway speaks plain HTTP to its upstream and bundle server).
+fn http_url(field: &str, v: &str) -> Result<Uri, ConfigError> {
+    let uri: Uri = v.parse().map_err(|_| ConfigError::field(field, format!("invalid URL {v:?}")))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(ConfigError::field(field, format!("invalid URL {v:?} (expected http://host:port[/path])")));
+    }
+    Ok(uri)
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, `250us` (a whole number and a unit).
+pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "us" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    })
+}
+
+fn duration(field: &str, v: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => parse_duration(v).ok_or_else(|| {
+            ConfigError::field(field, format!("invalid duration {v:?} (expected e.g. 500ms, 5s, 2m, 1h)"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7us"), Some(Duration::from_micros(7)));
+        for bad in ["5x", "s", "", "5", "-1s", "1.5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The seam between HTTP and the engine: one authorization per request, through the wasmtime
+//! host only (the module the npm package ships). A principal is prepared once per verified
+//! token and bundle revision; its guest handle is kept per worker thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rolescope_engine::{Principal, Reason};
+
+use super::identity::Verified;
+use super::reject::Unavailable;
+use crate::wasm_host::{Error, Handle, Host, Revision, WasmEngine};
+
+/// Prepared principals kept per thread (then all are released and the cache starts over).
+const HANDLES_PER_THREAD: usize = 4096;
+
+thread_local! {
+    /// Guest handles by verified-token id (ids are unique in the process, so gateways sharing
+    /// a thread never mix theirs up; a handle used on the wrong host is stale and re-prepared).
+    static HANDLES: RefCell<HashMap<u64, Handle>> = RefCell::new(HashMap::new());
+}
+
+/// The request as the engine sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HttpQuery<'a> {
+    pub(crate) method: &'a str,
+    /// The raw origin-form target (`path?query`), undecoded.
+    pub(crate) target: &'a str,
+    pub(crate) headers: &'a [(&'a str, &'a str)],
+}
+
+/// The engine's answer, as the gateway logs and enforces it.
+#[derive(Clone, Debug)]
+pub(crate) struct Verdict {
+    pub(crate) allowed: bool,
+    pub(crate) reason: Reason,
+    pub(crate) revision: Revision,
+    pub(crate) route: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) resource: Option<String>,
+}
+
+/// Principals filed in one bundle, by subject.
+#[derive(Debug, Default)]
+pub(crate) struct Filed {
+    pub(crate) revision: String,
+    pub(crate) principals: HashMap<String, Principal>,
+}
+
+/// The engine as the gateway uses it.
+pub(crate) struct Enforcer {
+    engine: WasmEngine,
+    /// Principals are looked up in the bundle by the token's subject.
+    from_bundle: bool,
+    /// Filed principals of the current and the previous bundle (requests in flight during a
+    /// swap may still run on the previous one).
+    filed: ArcSwap<Vec<Arc<Filed>>>,
+}
+
+impl std::fmt::Debug for Enforcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcer").field("engine", &self.engine).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &Error) -> Unavailable {
+    if e.is_no_policy() { Unavailable::NoPolicy } else { Unavailable::EngineFault }
+}
+
+impl Enforcer {
+    pub(crate) fn new(engine: WasmEngine, from_bundle: bool) -> Self {
+        Self { engine, from_bundle, filed: ArcSwap::from_pointee(Vec::new()) }
+    }
+
+    pub(crate) fn engine(&self) -> &WasmEngine {
+        &self.engine
+    }
+
+    pub(crate) fn principals_filed(&self) -> bool {
+        self.from_bundle
+    }
+
+    /// Record the principals filed in a bundle the engine accepted.
+    pub(crate) fn set_filed(&self, filed: Filed) {
+        let current = self.filed.load();
+        let mut next = vec![Arc::new(filed)];
+        if let Some(prev) = current.first() {
+            next.push(Arc::clone(prev));
+        }
+        self.filed.store(Arc::new(next));
+    }
+
+    /// Authorize one request. `Err` never forwards: no policy or an engine fault (503).
+    pub(crate) fn authorize(&self, who: Option<&Verified>, req: &HttpQuery<'_>) -> Result<Verdict, Unavailable> {
+        self.engine.with_host(|host| {
+            let revision = host.refresh().map_err(|e| unavailable(&e))?.clone();
+            let Some(who) = who else {
+                return decide(host, None, req, revision).map_err(|e| unavailable(&e));
+            };
+            let principal = if self.from_bundle {
+                let filed = self.filed.load();
+                let Some(p) = filed
+                    .iter()
+                    .find(|f| f.revision == revision.as_str())
+                    .and_then(|f| f.principals.get(&who.principal.id))
+                    .cloned()
+                else {
+                    // Not filed: route the request anonymously; a public route stays public,
+                    // anything else is denied as the engine denies an unknown principal.
+                    let mut v = decide(host, None, req, revision).map_err(|e| unavailable(&e))?;
+                    if !v.allowed && v.reason == Reason::Unauthenticated {
+                        v.reason = Reason::UnknownPrincipal;
+                    }
+                    return Ok(v);
+                };
+                std::borrow::Cow::Owned(p)
+            } else {
+                std::borrow::Cow::Borrowed(&who.principal)
+            };
+            with_handle(host, who.id, &principal, &revision, |host, handle| {
+                decide(host, Some(handle), req, revision.clone())
+            })
+            .map_err(|e| unavailable(&e))
+        })
+    }
+}
+
+/// Run `f` with this thread's handle of the principal of token `id` (prepared when missing,
+/// of an older revision, or stale).
+fn with_handle<R>(
+    host: &mut Host,
+    id: u64,
+    principal: &Principal,
+    revision: &Revision,
+    mut f: impl FnMut(&mut Host, &Handle) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let cached = HANDLES.with_borrow_mut(|m| m.remove(&id));
+    let mut handle = match cached {
+        Some(h) if h.revision() == revision => h,
+        Some(h) => {
+            host.release(h);
+            host.principal(principal)?
+        }
+        None => host.principal(principal)?,
+    };
+    let mut out = f(host, &handle);
+    if out.as_ref().is_err_and(Error::is_stale_handle) {
+        // Another host's, or the instance was replaced: prepare again, once.
+        handle = host.principal(principal)?;
+        out = f(host, &handle);
+    }
+    let evicted = HANDLES.with_borrow_mut(|m| {
+        let evicted = if m.len() >= HANDLES_PER_THREAD { m.drain().map(|(_, h)| h).collect() } else { Vec::new() };
+        m.insert(id, handle);
+        evicted
+    });
+    for h in evicted {
+        host.release(h);
+    }
+    out
+}
+
+/// One HTTP authorization call into the guest.
+// TEMPORARY until `Host::authorize` lands: fails closed (503 engine_fault).
+fn decide(host: &mut Host, handle: Option<&Handle>, req: &HttpQuery<'_>, revision: Revision) -> Result<Verdict, Error> {
+    let _ = (host, handle, req.method, req.target, req.headers, revision);
+    Err(Error::new(crate::wasm_host::ErrorKind::Protocol, "the engine's HTTP authorization is not wired yet"))
+}

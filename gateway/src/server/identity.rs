@@ -1,0 +1,192 @@
+//! Who is calling: `Authorization: Bearer` JWTs verified with pinned algorithms (`exp`, `nbf`,
+//! `iss`, `aud`), keys from a JWKS by `kid`, claims mapped to an engine principal by
+//! configurable claim names; a cache of verified tokens until they expire.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rolescope_engine::{Assignment, Principal};
+use serde_json::{Map, Value};
+
+use super::config::{ClaimNames, JwtConfig};
+use super::reject::TokenError;
+
+/// How many verified tokens are kept (then the expired ones are dropped, or all of them).
+const CACHE_CAPACITY: usize = 65_536;
+
+/// A verified token: who it names, until when.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// Unique per verified token (keys the per-thread cache of prepared principals).
+    pub(crate) id: u64,
+    /// The principal the claims describe (its `id` is the subject). With principals filed in
+    /// the bundle, only `id` is read from the token.
+    pub(crate) principal: Principal,
+    /// `exp`, in seconds since the epoch.
+    pub(crate) exp: u64,
+}
+
+/// One verification key.
+struct Key {
+    key: DecodingKey,
+    /// The JWK's `alg`, when it names one: the token's must be the same.
+    alg: Option<Algorithm>,
+}
+
+/// The JWT verifier.
+pub(crate) struct Identity {
+    validation: Validation,
+    claims: ClaimNames,
+    keys: ArcSwap<HashMap<String, Key>>,
+    cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("keys", &self.keys.load().len()).finish_non_exhaustive()
+    }
+}
+
+/// A JWKS that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeySetError {
+    #[error("not a JWK set: {0}")]
+    Parse(String),
+    #[error("key `{kid}`: {message}")]
+    Key { kid: String, message: String },
+    #[error("no usable key (every key needs a `kid` and a pinned algorithm's key type)")]
+    Empty,
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Identity {
+    pub(crate) fn new(cfg: &JwtConfig) -> Self {
+        let mut v = Validation::new(cfg.algorithms.first().copied().unwrap_or(Algorithm::RS256));
+        v.algorithms.clone_from(&cfg.algorithms);
+        v.set_issuer(&[&cfg.issuer]);
+        v.set_audience(&[&cfg.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.validate_aud = true;
+        v.leeway = cfg.leeway.as_secs();
+        Self {
+            validation: v,
+            claims: cfg.claims.clone(),
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Replace the key set (JWKS JSON). Keys without `kid`, or of a type no pinned algorithm
+    /// uses, are skipped; a set with no usable key is refused (the old one stays). Verified
+    /// tokens are forgotten.
+    pub(crate) fn set_keys(&self, jwks: &[u8]) -> Result<usize, KeySetError> {
+        let set: JwkSet = serde_json::from_slice(jwks).map_err(|e| KeySetError::Parse(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let key_err = |message: String| KeySetError::Key { kid: kid.clone(), message };
+            let alg = match jwk.common.key_algorithm {
+                Some(a) => Some(Algorithm::try_from(a).map_err(|e| key_err(e.to_string()))?),
+                None => None,
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| key_err(e.to_string()))?;
+            let usable =
+                self.validation.algorithms.iter().any(|a| a.family() == key.family() && alg.is_none_or(|k| k == *a));
+            if usable {
+                keys.insert(kid, Key { key, alg });
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeySetError::Empty);
+        }
+        let n = keys.len();
+        self.keys.store(Arc::new(keys));
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
+        Ok(n)
+    }
+
+    /// Verify a bearer token (cached until it expires).
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, TokenError> {
+        if let Ok(cache) = self.cache.read()
+            && let Some(v) = cache.get(token)
+            && now < v.exp
+        {
+            return Ok(Arc::clone(v));
+        }
+        let verified = Arc::new(self.verify_uncached(token)?);
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.retain(|_, v| now < v.exp);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.into(), Arc::clone(&verified));
+        }
+        Ok(verified)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, TokenError> {
+        // `alg: none` and unknown algorithms fail here: `Algorithm` has no such variant.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(TokenError::Invalid);
+        }
+        // Keys come from the configured key set only (never `jwk` / `jku` / `x5u` of the header).
+        let keys = self.keys.load();
+        let key = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or(TokenError::UnknownKey)?;
+        if key.key.family() != header.alg.family() || key.alg.is_some_and(|a| a != header.alg) {
+            return Err(TokenError::Invalid);
+        }
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    JwtErrorKind::ExpiredSignature => TokenError::Expired,
+                    JwtErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                    JwtErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                    JwtErrorKind::InvalidAudience => TokenError::WrongAudience,
+                    JwtErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
+                    JwtErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+                    _ => TokenError::Invalid,
+                }
+            })?;
+        let claims = data.claims;
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Invalid)?;
+        let principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Invalid)?;
+        Ok(Verified { id: next_id(), principal, exp })
+    }
+}
+
+/// The principal described by verified claims; `None` when they do not fit (no subject, an
+/// assignment list of another shape, ...): the token is refused.
+pub(crate) fn principal_from_claims(claims: &Map<String, Value>, names: &ClaimNames) -> Option<Principal> {
+    let id = claims.get(&names.subject)?.as_str().filter(|s| !s.is_empty())?.to_owned();
+    let status = match claims.get(&names.status) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return None,
+    };
+    let assignments: Vec<Assignment> = match claims.get(&names.assignments) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).ok()?,
+    };
+    let attributes = match claims.get(&names.attributes) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return None,
+    };
+    Some(Principal { id, status, attributes, assignments })
+}

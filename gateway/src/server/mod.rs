@@ -1,0 +1,314 @@
+//! The enforcing HTTP gateway: a hyper 1.x reverse proxy that authorizes every request through
+//! the wasmtime host of the engine module before forwarding it.
+//!
+//! - `config`: the YAML configuration and its environment overrides.
+//! - `identity`: JWT verification and the claims-to-principal mapping.
+//! - `enforce`: the one engine call per request (principals prepared per token and revision).
+//! - `proxy`: the request path and the forward to the upstream.
+//! - `reject`: the one mapping of every refusal to its status and body.
+//! - `reload`: SIGHUP, file watch and URL polling of the bundle and key set.
+//! - `admin`, `metrics`, `decision_log`: operations.
+
+mod admin;
+mod body;
+mod config;
+mod decision_log;
+mod enforce;
+mod identity;
+mod mint;
+mod proxy;
+mod reject;
+mod reload;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::config::Limits;
+pub use self::config::{ConfigError, GatewayConfig};
+use self::decision_log::DecisionLog;
+use self::enforce::Enforcer;
+use self::identity::Identity;
+use self::metrics::Metrics;
+pub use self::mint::{MintError, MintOptions, mint};
+use self::proxy::UpstreamClient;
+use self::reload::Reloader;
+use crate::wasm_host::WasmEngine;
+
+mod metrics;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The engine module cannot be read.
+    #[error("module: cannot read `{path}`: {source} (build it with `cargo xtask wasm`, or set `module`)")]
+    ModuleFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The engine module was refused by the host.
+    #[error("module: {0}")]
+    Engine(#[from] crate::wasm_host::Error),
+    /// An address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The decision log cannot be opened.
+    #[error("decision_log: {0}")]
+    DecisionLog(std::io::Error),
+    /// `check-config`: the bundle or key set given in the configuration is refused.
+    #[error("{field}: {message}")]
+    Document {
+        /// The field naming the document.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// What every request handler shares.
+pub(crate) struct State {
+    config: GatewayConfig,
+    upstream: Uri,
+    limits: Limits,
+    enforcer: Option<Enforcer>,
+    identity: Option<Identity>,
+    client: UpstreamClient,
+    metrics: Metrics,
+    log: DecisionLog,
+}
+
+impl State {
+    /// The revision of the bundle in force.
+    fn current_revision(&self) -> Option<String> {
+        self.enforcer.as_ref().and_then(|e| e.engine().revision()).map(|r| r.as_str().to_owned())
+    }
+}
+
+/// A running gateway: the proxy and admin listeners, the reloader. Stop it with
+/// [`Gateway::shutdown`] (drains requests in flight).
+pub struct Gateway {
+    listen: SocketAddr,
+    admin: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    proxy_task: JoinHandle<()>,
+    other_tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("listen", &self.listen).field("admin", &self.admin).finish_non_exhaustive()
+    }
+}
+
+fn read_module(config: &GatewayConfig) -> Result<WasmEngine, StartError> {
+    let wasm = std::fs::read(&config.module)
+        .map_err(|source| StartError::ModuleFile { path: config.module.clone(), source })?;
+    Ok(WasmEngine::new(&wasm, crate::wasm_host::Config::default())?)
+}
+
+impl Gateway {
+    /// Compile the engine module, load the bundle and key set (a refused bundle is logged and
+    /// the gateway answers 503 until a valid one arrives), bind both addresses and serve.
+    pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
+        let engine = if config.enforce {
+            let cfg = config.clone();
+            let engine = tokio::task::spawn_blocking(move || read_module(&cfg)).await.map_err(|e| {
+                StartError::ModuleFile { path: config.module.clone(), source: std::io::Error::other(e.to_string()) }
+            })??;
+            Some(engine)
+        } else {
+            None
+        };
+        Self::run(config, engine).await
+    }
+
+    /// [`Gateway::start`] on a module compiled already (`module` in the configuration is not
+    /// read): the gateway shares its compiled code and epoch ticker and has its own bundle slot
+    /// ([`WasmEngine::reconfigured`]). Replicas in one process, and tests, compile once.
+    pub async fn start_with_engine(config: GatewayConfig, engine: &WasmEngine) -> Result<Self, StartError> {
+        let engine = if config.enforce { Some(engine.reconfigured(engine.config().clone())?) } else { None };
+        Self::run(config, engine).await
+    }
+
+    async fn run(config: GatewayConfig, engine: Option<WasmEngine>) -> Result<Self, StartError> {
+        let enforcer = engine.map(|e| Enforcer::new(e, config.principals_from_bundle));
+        let identity = config.jwt.as_ref().map(Identity::new);
+        let log = DecisionLog::start(&config.decision_log).map_err(StartError::DecisionLog)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
+        let listen = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let admin =
+            admin_listener.local_addr().map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
+        let state = Arc::new(State {
+            upstream: config.upstream.clone(),
+            limits: config.limits.clone(),
+            config,
+            enforcer,
+            identity,
+            client: proxy::client(),
+            metrics: Metrics::default(),
+            log,
+        });
+        let mut reloader = Reloader::new(Arc::clone(&state));
+        reloader.tick(true).await;
+        let (stop, stop_rx) = watch::channel(false);
+
+        let st = Arc::clone(&state);
+        let proxy_task = tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
+            proxy::handle(Arc::clone(&st), req, remote)
+        }));
+        let st = Arc::clone(&state);
+        let admin_task = tokio::spawn(serve(admin_listener, Arc::clone(&state), stop_rx.clone(), move |req, _| {
+            admin::handle(Arc::clone(&st), req)
+        }));
+        let reload_task = tokio::spawn(reloader.run(stop_rx));
+        tracing::info!(%listen, %admin, enforce = state.enforcer.is_some(), "rolescope gateway serving");
+        Ok(Self { listen, admin, state, stop, proxy_task, other_tasks: vec![admin_task, reload_task] })
+    }
+
+    /// The bound proxy address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The revision of the bundle in force.
+    pub fn revision(&self) -> Option<String> {
+        self.state.current_revision()
+    }
+
+    /// Load a bundle now (as a reload does): validated off the request path, then swapped in;
+    /// a refused bundle leaves the current one serving.
+    pub async fn load_bundle(&self, bundle_json: &str) -> Result<String, String> {
+        reload::load_bundle(&self.state, bytes::Bytes::copy_from_slice(bundle_json.as_bytes()), "api").await
+    }
+
+    /// The Prometheus text the admin address serves.
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render()
+    }
+
+    /// Stop accepting, let requests in flight finish (at most `limits.shutdown_grace`), stop.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.proxy_task.await;
+        for t in self.other_tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Accept connections on `listener` and serve each with `handler` until `stop`; then drain.
+async fn serve<F, Fut>(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<body::Body>> + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_timeout)
+        .max_buf_size(state.limits.max_header_bytes)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let handler = handler.clone();
+                let service = service_fn(move |req| {
+                    let fut = handler(req, remote);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let grace = state.limits.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// `check-config`: the configuration, the engine module, and the bundle and key set files it
+/// names. Returns a one-line summary.
+pub fn check_config(config: &GatewayConfig) -> Result<String, StartError> {
+    let mut summary = format!("listen {} admin {} upstream {}", config.listen, config.admin_listen, config.upstream);
+    if config.enforce {
+        let engine = read_module(config)?;
+        summary.push_str(&format!("; module sha256 {}", engine.module_sha256()));
+        if let Some(path) = &config.policy.file {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::Document {
+                field: "policy.file",
+                message: format!("{}: {e}", path.display()),
+            })?;
+            let revision = engine
+                .load(&text)
+                .map_err(|e| StartError::Document { field: "policy.file", message: e.to_string() })?;
+            if config.principals_from_bundle {
+                reload::filed_principals(&text)
+                    .map_err(|message| StartError::Document { field: "policy.file", message })?;
+            }
+            summary.push_str(&format!("; bundle revision {revision}"));
+        }
+    } else {
+        summary.push_str("; enforcement OFF (passthrough)");
+    }
+    if let Some(jwt) = &config.jwt
+        && let config::KeySource::File(path) = &jwt.keys
+    {
+        let bytes = std::fs::read(path).map_err(|e| StartError::Document {
+            field: "identity.jwt.jwks_file",
+            message: format!("{}: {e}", path.display()),
+        })?;
+        let n = Identity::new(jwt)
+            .set_keys(&bytes)
+            .map_err(|e| StartError::Document { field: "identity.jwt.jwks_file", message: e.to_string() })?;
+        summary.push_str(&format!("; {n} verification key(s)"));
+    }
+    Ok(summary)
+}

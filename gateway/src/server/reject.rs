@@ -1,0 +1,153 @@
+//! The one place that maps every refusal to its HTTP status and JSON body
+//! `{"error", "reason", "decision_id"}`. Nothing else in the gateway picks a status for a
+//! request it does not forward.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use rolescope_engine::Reason;
+
+use super::body::{Body, full};
+
+/// Why a bearer token is not accepted (HTTP 401).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenError {
+    /// No `Authorization: Bearer` on a route that needs a principal.
+    Missing,
+    /// Not a JWT, a bad signature, an algorithm not pinned, claims that do not map to a
+    /// principal, ...
+    Invalid,
+    /// `exp` is past.
+    Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` does not name the configured audience.
+    WrongAudience,
+    /// No key of the key set has the token's `kid`.
+    UnknownKey,
+}
+
+impl TokenError {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TokenError::Missing => "missing_token",
+            TokenError::Invalid => "invalid_token",
+            TokenError::Expired => "expired_token",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::WrongIssuer => "wrong_issuer",
+            TokenError::WrongAudience => "wrong_audience",
+            TokenError::UnknownKey => "unknown_key",
+        }
+    }
+}
+
+/// A request the gateway refuses to read further or forward (HTTP 400).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadRequest {
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// More than one `Authorization` header.
+    DuplicateAuthorization,
+    /// An absolute-form target whose authority is not the `Host` header.
+    HostMismatch,
+    /// A token in the query string (`access_token=`): tokens go in `Authorization` only.
+    TokenInQuery,
+    /// `Content-Length` together with `Transfer-Encoding`, or several lengths.
+    AmbiguousFraming,
+    /// A request target that is neither origin-form nor absolute-form.
+    InvalidTarget,
+}
+
+impl BadRequest {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BadRequest::DuplicateHost => "duplicate_host",
+            BadRequest::DuplicateAuthorization => "duplicate_authorization",
+            BadRequest::HostMismatch => "host_mismatch",
+            BadRequest::TokenInQuery => "token_in_query",
+            BadRequest::AmbiguousFraming => "ambiguous_framing",
+            BadRequest::InvalidTarget => "invalid_target",
+        }
+    }
+}
+
+/// Why the engine could not answer (HTTP 503).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// No policy bundle is loaded.
+    NoPolicy,
+    /// The engine failed: a trap, a timeout, out of memory, an answer out of contract.
+    EngineFault,
+}
+
+/// Every way a request ends without being forwarded (or when forwarding fails).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// The engine denied the request (its reason code). `invalid_path` and `unauthenticated`
+    /// map to 400 and 401; every other reason to 403.
+    Denied(Reason),
+    /// The token is missing or not accepted.
+    Token(TokenError),
+    /// The request is malformed or ambiguous.
+    BadRequest(BadRequest),
+    /// The body is larger than `limits.max_body_bytes`.
+    BodyTooLarge,
+    /// The engine cannot answer.
+    Unavailable(Unavailable),
+    /// The upstream cannot be reached or failed before answering.
+    UpstreamUnavailable,
+    /// The upstream did not answer within `limits.upstream_timeout`.
+    UpstreamTimeout,
+}
+
+impl Rejection {
+    /// The HTTP status, the `error` and the `reason` of the body.
+    pub(crate) fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Rejection::Denied(Reason::InvalidPath) => {
+                (StatusCode::BAD_REQUEST, "bad_request", Reason::InvalidPath.as_str())
+            }
+            Rejection::Denied(Reason::Unauthenticated) => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated", TokenError::Missing.as_str())
+            }
+            Rejection::Denied(reason) => (StatusCode::FORBIDDEN, "forbidden", reason.as_str()),
+            Rejection::Token(t) => (StatusCode::UNAUTHORIZED, "unauthenticated", t.as_str()),
+            Rejection::BadRequest(b) => (StatusCode::BAD_REQUEST, "bad_request", b.as_str()),
+            Rejection::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "body_too_large"),
+            Rejection::Unavailable(Unavailable::NoPolicy) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "no_policy")
+            }
+            Rejection::Unavailable(Unavailable::EngineFault) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "engine_fault")
+            }
+            Rejection::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "bad_gateway", "upstream_unavailable"),
+            Rejection::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream_timeout"),
+        }
+    }
+
+    /// The reason code (as logged).
+    pub(crate) fn reason(self) -> &'static str {
+        self.parts().2
+    }
+
+    /// The response: status, JSON body, `WWW-Authenticate: Bearer` on 401. The caller adds the
+    /// decision id and revision headers every response carries.
+    pub(crate) fn response(self, decision_id: &str) -> Response<Body> {
+        let (status, error, reason) = self.parts();
+        let body = serde_json::json!({ "error": error, "reason": reason, "decision_id": decision_id });
+        let mut res = Response::new(full(Bytes::from(body.to_string())));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = match self {
+                Rejection::Token(TokenError::Missing) | Rejection::Denied(_) => "Bearer",
+                _ => "Bearer error=\"invalid_token\"",
+            };
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        res
+    }
+}

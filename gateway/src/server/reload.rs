@@ -1,0 +1,291 @@
+//! Hot reload of the policy bundle (and the JWKS): on SIGHUP, when the file changes (polled
+//! mtime, size and content hash), and by polling a URL with `ETag` / `If-None-Match`. A bundle
+//! is validated off the request path (on a fresh engine instance, in a blocking task) and
+//! swapped in atomically; a refused one is logged and counted and the old one keeps serving.
+//! Requests in flight finish on the bundle they started with (a decision runs on one instance
+//! with one bundle).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use rolescope_engine::Principal;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::State;
+use super::body::stream;
+use super::config::KeySource;
+use super::enforce::Filed;
+use super::proxy::UpstreamClient;
+
+/// Largest bundle or key set fetched.
+const MAX_DOCUMENT: usize = 64 << 20;
+/// Deadline of one fetch.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The answer to a conditional GET.
+pub(crate) enum Fetched {
+    NotModified,
+    Body { bytes: Bytes, etag: Option<String> },
+}
+
+/// `GET uri` with `If-None-Match: etag`.
+pub(crate) async fn fetch(client: &UpstreamClient, uri: &Uri, etag: Option<&str>) -> Result<Fetched, String> {
+    let mut req = Request::new(stream(Empty::<Bytes>::new()));
+    *req.uri_mut() = uri.clone();
+    if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
+        req.headers_mut().insert(header::IF_NONE_MATCH, tag);
+    }
+    let res = tokio::time::timeout(FETCH_TIMEOUT, client.request(req))
+        .await
+        .map_err(|_| format!("GET {uri}: timed out"))?
+        .map_err(|e| format!("GET {uri}: {e}"))?;
+    if res.status() == StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::NotModified);
+    }
+    if !res.status().is_success() {
+        return Err(format!("GET {uri}: status {}", res.status()));
+    }
+    let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = tokio::time::timeout(FETCH_TIMEOUT, Limited::new(res.into_body(), MAX_DOCUMENT).collect())
+        .await
+        .map_err(|_| format!("GET {uri}: body timed out"))?
+        .map_err(|e| format!("GET {uri}: {e}"))?;
+    Ok(Fetched::Body { bytes: body.to_bytes(), etag })
+}
+
+/// The principals filed in a bundle's role files, by id (the key they are filed under unless
+/// they give an `id`).
+pub(crate) fn filed_principals(bundle: &str) -> Result<HashMap<String, Principal>, String> {
+    #[derive(Deserialize)]
+    struct File {
+        name: String,
+        text: String,
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        files: Vec<File>,
+    }
+    #[derive(Deserialize, Default)]
+    struct RoleFile {
+        #[serde(default)]
+        principals: BTreeMap<String, Principal>,
+    }
+    let doc: Doc = serde_json::from_str(bundle).map_err(|e| format!("bundle: {e}"))?;
+    let mut out = HashMap::new();
+    for f in doc.files {
+        let parsed: RoleFile = if f.text.trim().is_empty() {
+            RoleFile::default()
+        } else if f.name.ends_with(".json") {
+            serde_json::from_str(&f.text).map_err(|e| format!("{}: {e}", f.name))?
+        } else {
+            serde_saphyr::from_str(&f.text).map_err(|e| format!("{}: {e}", f.name))?
+        };
+        for (key, mut p) in parsed.principals {
+            if p.id.is_empty() {
+                p.id = key;
+            }
+            out.insert(p.id.clone(), p);
+        }
+    }
+    Ok(out)
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Reload state of one document source.
+#[derive(Default)]
+struct Seen {
+    /// mtime and size at the last look (files).
+    stamp: Option<(SystemTime, u64)>,
+    /// Hash of the last content tried (loaded or refused): the same bytes are not tried again.
+    hash: Option<[u8; 32]>,
+    etag: Option<String>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Load a bundle: validate (engine, filed principals) off the request path, then swap.
+pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) -> Result<String, String> {
+    let Some(enforcer) = state.enforcer.as_ref() else { return Err("enforcement is off".into()) };
+    let from_bundle = enforcer.principals_filed();
+    let st = Arc::clone(state);
+    let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let Some(enforcer) = st.enforcer.as_ref() else { return Err("enforcement is off".into()) };
+        let json = std::str::from_utf8(&bytes).map_err(|_| "bundle is not UTF-8".to_owned())?;
+        let filed = if from_bundle { Some(filed_principals(json)?) } else { None };
+        let revision = enforcer.engine().load(json).map_err(|e| e.to_string())?;
+        if let Some(principals) = filed {
+            enforcer.set_filed(Filed { revision: revision.as_str().to_owned(), principals });
+        }
+        Ok(revision.as_str().to_owned())
+    })
+    .await
+    .map_err(|e| format!("bundle load task: {e}"))?;
+    let _ = enforcer;
+    match &result {
+        Ok(revision) => {
+            state.metrics.reload(true);
+            state.metrics.set_revision(revision);
+            tracing::info!(%revision, %origin, "policy bundle loaded");
+        }
+        Err(e) => {
+            state.metrics.reload(false);
+            tracing::error!(error = %e, %origin, "policy bundle refused; the previous one keeps serving");
+        }
+    }
+    result
+}
+
+/// Load the key set into the verifier.
+fn load_keys(state: &State, bytes: &[u8], origin: &str) {
+    let Some(identity) = &state.identity else { return };
+    match identity.set_keys(bytes) {
+        Ok(n) => tracing::info!(keys = n, %origin, "key set loaded"),
+        Err(e) => tracing::error!(error = %e, %origin, "key set refused; the previous one stays"),
+    }
+}
+
+/// Where the policy and keys come from, and what was last seen of each.
+pub(crate) struct Reloader {
+    state: Arc<State>,
+    bundle_file: Option<PathBuf>,
+    bundle_url: Option<Uri>,
+    keys: Option<KeySource>,
+    watch: bool,
+    interval: Duration,
+    bundle: Seen,
+    key_seen: Seen,
+}
+
+impl Reloader {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        let cfg = &state.config;
+        Self {
+            bundle_file: cfg.policy.file.clone(),
+            bundle_url: cfg.policy.url.clone(),
+            keys: cfg.jwt.as_ref().map(|j| j.keys.clone()),
+            watch: cfg.policy.watch,
+            interval: cfg.policy.poll_interval,
+            bundle: Seen::default(),
+            key_seen: Seen::default(),
+            state,
+        }
+    }
+
+    /// Look at every source once. `force`: read files even if their stamp did not change.
+    pub(crate) async fn tick(&mut self, force: bool) {
+        if let Some(keys) = self.keys.clone() {
+            self.tick_keys(&keys, force).await;
+        }
+        if self.state.enforcer.is_none() {
+            return;
+        }
+        if let Some(path) = self.bundle_file.clone()
+            && (force || self.watch)
+        {
+            let now = stamp(&path);
+            if force || now != self.bundle.stamp {
+                self.bundle.stamp = now;
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => {
+                        let h = sha256(&bytes);
+                        if force || self.bundle.hash != Some(h) {
+                            self.bundle.hash = Some(h);
+                            let _ = load_bundle(&self.state, Bytes::from(bytes), &path.display().to_string()).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot read the policy bundle"),
+                }
+            }
+        }
+        if let Some(uri) = self.bundle_url.clone() {
+            match fetch(&self.state.client, &uri, self.bundle.etag.as_deref()).await {
+                Ok(Fetched::NotModified) => {}
+                Ok(Fetched::Body { bytes, etag }) => {
+                    self.bundle.etag = etag;
+                    let h = sha256(&bytes);
+                    if force || self.bundle.hash != Some(h) {
+                        self.bundle.hash = Some(h);
+                        let _ = load_bundle(&self.state, bytes, &uri.to_string()).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot fetch the policy bundle"),
+            }
+        }
+    }
+
+    async fn tick_keys(&mut self, keys: &KeySource, force: bool) {
+        match keys {
+            KeySource::File(path) if force || self.watch => {
+                let now = stamp(path);
+                if force || now != self.key_seen.stamp {
+                    self.key_seen.stamp = now;
+                    match tokio::fs::read(path).await {
+                        Ok(bytes) => {
+                            let h = sha256(&bytes);
+                            if force || self.key_seen.hash != Some(h) {
+                                self.key_seen.hash = Some(h);
+                                load_keys(&self.state, &bytes, &path.display().to_string());
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot read the key set"),
+                    }
+                }
+            }
+            KeySource::Url(uri) => match fetch(&self.state.client, uri, self.key_seen.etag.as_deref()).await {
+                Ok(Fetched::NotModified) => {}
+                Ok(Fetched::Body { bytes, etag }) => {
+                    self.key_seen.etag = etag;
+                    let h = sha256(&bytes);
+                    if force || self.key_seen.hash != Some(h) {
+                        self.key_seen.hash = Some(h);
+                        load_keys(&self.state, &bytes, &uri.to_string());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot fetch the key set"),
+            },
+            KeySource::File(_) => {}
+        }
+    }
+
+    /// Poll (file watch, URL), and reload on SIGHUP, until `stop` turns true.
+    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let polling = self.bundle_url.is_some() || self.watch || matches!(self.keys, Some(KeySource::Url(_)));
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.reset();
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = ticker.tick(), if polling => self.tick(false).await,
+                _ = hangup => {
+                    tracing::info!("SIGHUP: reloading the policy bundle and key set");
+                    self.tick(true).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Configuration errors name the field; environment overrides; `check-config`.
+
+use std::path::Path;
+
+use rolescope_gateway::GatewayConfig;
+
+use super::support::{Setup, keys, mist_bundle};
+
+fn parse(yaml: &str) -> Result<GatewayConfig, String> {
+    GatewayConfig::parse(yaml, Path::new("/etc/gw/gateway.yaml"), |_| None).map_err(|e| e.to_string())
+}
+
+fn parse_env(yaml: &str, env: &[(&str, &str)]) -> Result<GatewayConfig, String> {
+    GatewayConfig::parse(yaml, Path::new("/etc/gw/gateway.yaml"), |k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    })
+    .map_err(|e| e.to_string())
+}
+
+const BASE: &str = "upstream: http://127.0.0.1:8081\npolicy: { file: bundle.json }\n";
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.listen().to_string(), "127.0.0.1:8080");
+    assert_eq!(c.admin_listen().to_string(), "127.0.0.1:9090");
+    assert!(c.enforce());
+}
+
+#[test]
+fn every_error_names_its_field() {
+    let cases: &[(&str, &str)] = &[
+        ("limits: { header_timeout: 5x }", "limits.header_timeout: invalid duration \"5x\""),
+        ("limits: { upstream_timeout: 0s }", "limits.upstream_timeout: must be more than 0"),
+        ("limits: { max_header_bytes: 10 }", "limits.max_header_bytes"),
+        ("listen: nowhere", "listen: invalid socket address \"nowhere\""),
+        ("policy: { file: a.json, url: \"http://x:1/b\" }", "policy: give either"),
+        ("policy: { file: b, poll_interval: 1ms }", "policy.poll_interval"),
+        ("decision_log: { sink: file }", "decision_log.path: missing"),
+        ("decision_log: { sink: syslog }", "decision_log.sink: unknown sink \"syslog\""),
+        ("identity: { jwt: { audience: a, jwks_file: k.json } }", "identity.jwt.issuer: missing"),
+        ("identity: { jwt: { issuer: i, audience: a } }", "identity.jwt: missing `jwks_file` or `jwks_url`"),
+        (
+            "identity: { jwt: { issuer: i, audience: a, jwks_file: k, algorithms: [HS256] } }",
+            "identity.jwt.algorithms: HS256 is not allowed",
+        ),
+        (
+            "identity: { jwt: { issuer: i, audience: a, jwks_file: k, algorithms: [none] } }",
+            "identity.jwt.algorithms: unknown algorithm",
+        ),
+        (
+            "identity: { jwt: { issuer: i, audience: a, jwks_url: \"https://idp/keys\" } }",
+            "identity.jwt.jwks_url: invalid URL",
+        ),
+    ];
+    for (extra, want) in cases {
+        // later keys override earlier ones in our YAML only by replacement: build each whole
+        let yaml = if extra.starts_with("policy:") {
+            format!("upstream: http://127.0.0.1:8081\n{extra}\n")
+        } else {
+            format!("{BASE}{extra}\n")
+        };
+        let err = parse(&yaml).err().unwrap_or_else(|| format!("accepted: {yaml}"));
+        assert!(err.contains(want), "{extra}: got `{err}`, want `{want}`");
+    }
+}
+
+#[test]
+fn unknown_fields_and_missing_upstream_are_refused() {
+    let err = parse("upstream: http://127.0.0.1:1\npolicy: { file: b }\nlimits: { max_body: 1 }\n").unwrap_err();
+    assert!(err.contains("max_body"), "{err}");
+    let err = parse("policy: { file: b }\n").unwrap_err();
+    assert!(err.starts_with("upstream: missing"), "{err}");
+    let err = parse("upstream: https://api.example:443\npolicy: { file: b }\n").unwrap_err();
+    assert!(err.starts_with("upstream: invalid URL"), "{err}");
+    let err = parse("upstream: http://127.0.0.1:1\n").unwrap_err();
+    assert!(err.starts_with("policy: missing"), "{err}");
+    // passthrough needs no policy
+    assert!(!parse("upstream: http://127.0.0.1:1\nenforce: false\n").unwrap().enforce());
+}
+
+#[test]
+fn environment_overrides_win_and_their_errors_name_the_variable() {
+    let c = parse_env(BASE, &[("ROLESCOPE_GATEWAY_LISTEN", "0.0.0.0:1234"), ("ROLESCOPE_GATEWAY_ENFORCE", "false")])
+        .unwrap();
+    assert_eq!(c.listen().to_string(), "0.0.0.0:1234");
+    assert!(!c.enforce());
+    let err = parse_env(BASE, &[("ROLESCOPE_GATEWAY_HEADER_TIMEOUT", "soon")]).unwrap_err();
+    assert_eq!(
+        err,
+        "ROLESCOPE_GATEWAY_HEADER_TIMEOUT (limits.header_timeout): invalid duration \"soon\" (expected e.g. 500ms, 5s, 2m, 1h)"
+    );
+    let err = parse_env(BASE, &[("ROLESCOPE_GATEWAY_ENFORCE", "maybe")]).unwrap_err();
+    assert!(err.starts_with("ROLESCOPE_GATEWAY_ENFORCE (enforce): invalid boolean"), "{err}");
+    // the upstream may come from the environment alone
+    let c = parse_env("policy: { file: b }\n", &[("ROLESCOPE_GATEWAY_UPSTREAM", "http://10.0.0.1:80")]);
+    assert!(c.is_ok(), "{c:?}");
+}
+
+#[test]
+fn check_config_loads_the_module_bundle_and_keys() {
+    let s = Setup::new();
+    let (bundle, revision) = mist_bundle("");
+    s.write("bundle.json", &bundle);
+    let config = s.config(
+        "127.0.0.1:9".parse().unwrap(),
+        &format!(
+            "policy: {{ file: bundle.json }}\nidentity: {{ jwt: {{ issuer: i, audience: a, jwks_file: {} }} }}\n",
+            keys().join("jwks.json").display()
+        ),
+    );
+    let summary = rolescope_gateway::check_config(&config).unwrap();
+    assert!(summary.contains(&format!("bundle revision {revision}")), "{summary}");
+    assert!(summary.contains("2 verification key(s)"), "{summary}");
+
+    s.write("bundle.json", "{\"format\": \"rolescope-bundle/1\"}");
+    let err = rolescope_gateway::check_config(&config).unwrap_err().to_string();
+    assert!(err.starts_with("policy.file: "), "{err}");
+}

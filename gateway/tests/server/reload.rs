@@ -1,0 +1,128 @@
+//! Hot reload: a changed bundle file is picked up; an invalid one is refused, counted, and the
+//! old one keeps serving; URL polling uses ETags; readiness follows the policy.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+
+use super::support::{Setup, Upstream, eventually, get_as, mist_bundle, request, start, token};
+
+async fn admin(gw: &rolescope_gateway::Gateway, path: &str) -> super::support::Answer {
+    request(gw.admin_addr(), "GET", path, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changes_reload_and_invalid_bundles_keep_the_old_one() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    let gw = start(s.enforcing(upstream.addr, "")).await;
+    let (_, first) = mist_bundle("");
+    assert_eq!(gw.revision().as_deref(), Some(first.as_str()));
+    assert_eq!(admin(&gw, "/readyz").await.status, 200);
+    assert_eq!(admin(&gw, "/livez").await.status, 200);
+    let tok = token("na_o1");
+
+    // an invalid bundle: refused, counted, the old revision keeps serving
+    s.write(
+        "bundle.json",
+        "{\"format\": \"rolescope-bundle/1\", \"policy\": \"x\", \"revision\": \"x\", \"files\": []}",
+    );
+    let refused = eventually(Duration::from_secs(5), async || {
+        gw.metrics_text().contains("rolescope_bundle_reloads_total{result=\"refused\"} 1")
+    })
+    .await;
+    assert!(refused, "{}", gw.metrics_text());
+    assert_eq!(gw.revision().as_deref(), Some(first.as_str()));
+    let a = get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &tok).await;
+    assert_eq!((a.status, a.header("x-rolescope-revision")), (200, Some(first.as_str())));
+
+    // a valid new bundle: swapped in
+    let (next_json, next) = mist_bundle("\n# revision two\n");
+    assert_ne!(next, first);
+    s.write("bundle.json", &next_json);
+    let swapped = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(next.as_str())).await;
+    assert!(swapped, "revision still {:?}", gw.revision());
+    let a = get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &tok).await;
+    assert_eq!((a.status, a.header("x-rolescope-revision")), (200, Some(next.as_str())), "{a:?}");
+    let metrics = admin(&gw, "/metrics").await.body;
+    assert!(metrics.contains(&format!("rolescope_bundle_info{{revision=\"{next}\"}} 1")), "{metrics}");
+    assert!(metrics.contains("rolescope_bundle_reloads_total{result=\"ok\"} 2"), "{metrics}");
+
+    // the API load refuses garbage the same way
+    assert!(gw.load_bundle("not json").await.is_err());
+    assert_eq!(gw.revision().as_deref(), Some(next.as_str()));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_policy_means_503_and_not_ready_until_one_arrives_by_url_with_etags() {
+    let upstream = Upstream::start().await;
+    // a bundle server: 404 until a bundle is published, then the bundle with an ETag
+    let published: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+    let not_modified = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let (p, nm) = (Arc::clone(&published), Arc::clone(&not_modified));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (p, nm) = (Arc::clone(&p), Arc::clone(&nm));
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let current = p.lock().unwrap().clone();
+                let nm = Arc::clone(&nm);
+                async move {
+                    let res = match current {
+                        None => Response::builder().status(404).body(Full::new(Bytes::new())),
+                        Some((etag, _)) if req.headers().get("if-none-match").is_some_and(|v| v == etag.as_str()) => {
+                            nm.fetch_add(1, Ordering::Relaxed);
+                            Response::builder().status(304).body(Full::new(Bytes::new()))
+                        }
+                        Some((etag, body)) => {
+                            Response::builder().header("etag", etag).body(Full::new(Bytes::from(body)))
+                        }
+                    };
+                    Ok::<_, Infallible>(res.unwrap())
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc),
+            );
+        }
+    });
+
+    let s = Setup::new();
+    let jwks = super::support::keys().join("jwks.json");
+    let config = s.config(
+        upstream.addr,
+        &format!(
+            "policy: {{ url: \"http://{server_addr}/bundle.json\", poll_interval: 50ms }}\n\
+             identity: {{ jwt: {{ issuer: rolescope-demo, audience: rolescope-gateway, jwks_file: {} }} }}\n",
+            jwks.display()
+        ),
+    );
+    let gw = start(config).await;
+    let tok = token("na_o1");
+    assert_eq!(gw.revision(), None);
+    let a = get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &tok).await;
+    assert_eq!((a.status, a.reason().as_str(), a.json()["error"].as_str()), (503, "no_policy", Some("unavailable")));
+    let ready = admin(&gw, "/readyz").await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(upstream.seen().is_empty());
+
+    let (bundle, revision) = mist_bundle("");
+    *published.lock().unwrap() = Some(("\"r1\"".into(), bundle));
+    let loaded = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(revision.as_str())).await;
+    assert!(loaded);
+    assert_eq!(admin(&gw, "/readyz").await.status, 200);
+    assert_eq!(get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &tok).await.status, 200);
+    // later polls are conditional and answered 304
+    let conditional = eventually(Duration::from_secs(5), async || not_modified.load(Ordering::Relaxed) >= 2).await;
+    assert!(conditional, "no If-None-Match polls");
+    assert!(gw.metrics_text().contains("rolescope_bundle_reloads_total{result=\"ok\"} 1"), "{}", gw.metrics_text());
+    gw.shutdown().await;
+}
