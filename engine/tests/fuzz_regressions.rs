@@ -56,3 +56,22 @@ fn http_route() {
 fn decide() {
     replay("decide", checks::decide);
 }
+
+/// The `http_route` check's superusers are allowed somewhere: its allow-side assertions run.
+#[test]
+fn http_route_superusers_are_allowed_on_seed_requests() {
+    let files = inputs("http_route");
+    for (policy, superuser) in checks::seed_policies().iter().zip(checks::superusers()) {
+        let allowed = files
+            .iter()
+            .filter(|path| {
+                let text = std::fs::read_to_string(path).expect("a text seed");
+                let mut lines = text.split('\n');
+                let (method, target) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+                let req = rolescope_engine::HttpRequest { method, target, headers: &[] };
+                policy.authorize_http(Some(superuser), &req).allowed()
+            })
+            .count();
+        assert!(allowed >= 5, "policy `{}`: the superuser is allowed on {allowed} seed requests", policy.name());
+    }
+}

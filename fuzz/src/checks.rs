@@ -50,6 +50,50 @@ pub fn seed_policies() -> &'static [Policy] {
     })
 }
 
+/// Per seed policy, a principal holding every role that may be held at the route table's
+/// base scope (`routes.base`, the MSP), there.
+pub fn superusers() -> &'static [rolescope_engine::PreparedPrincipal] {
+    static SUPERUSERS: OnceLock<Vec<rolescope_engine::PreparedPrincipal>> = OnceLock::new();
+    SUPERUSERS.get_or_init(|| {
+        seed_policies()
+            .iter()
+            .zip(SEEDS)
+            .map(|(policy, (_, _, routes))| {
+                let base = routes
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("base:"))
+                    .map(|b| b.trim().trim_matches('"').to_owned())
+                    .expect("a seed route table has a base");
+                let holds = |role: &str| Principal {
+                    id: "root".into(),
+                    assignments: vec![rolescope_engine::Assignment {
+                        role: role.into(),
+                        scope: base.clone(),
+                        tenants: None,
+                    }],
+                    ..Principal::default()
+                };
+                let roles: Vec<&str> =
+                    policy.role_names().filter(|r| policy.prepare_principal(&holds(r)).is_ok()).collect();
+                let mut p = holds("");
+                // attributes some seed policies' denies ask for, where the policy declares them
+                for (name, value) in [("api_access_enabled", true), ("mfa_configured", true)] {
+                    let mut q = holds(roles.first().copied().unwrap_or(""));
+                    q.attributes.insert(name.into(), value.into());
+                    if policy.prepare_principal(&q).is_ok() {
+                        p.attributes.insert(name.into(), value.into());
+                    }
+                }
+                p.assignments = roles
+                    .iter()
+                    .map(|r| rolescope_engine::Assignment { role: (*r).into(), scope: base.clone(), tenants: None })
+                    .collect();
+                policy.prepare_principal(&p).expect("a superuser prepares")
+            })
+            .collect()
+    })
+}
+
 // ---------------------------------------------------------------- parse_policy
 
 /// Every diagnostic names one of the sources and points inside it: a line that exists, a
@@ -276,7 +320,7 @@ pub fn http_route(data: &[u8]) {
     let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
     let req = HttpRequest { method, target, headers: &headers };
     let nobody = Principal { id: "nobody".into(), ..Principal::default() };
-    for policy in seed_policies() {
+    for (policy, superuser) in seed_policies().iter().zip(superusers()) {
         let routed = policy.route(&req);
         let anonymous = policy.authorize_http(None, &req);
         let prepared = policy.prepare_principal(&nobody).expect("a principal without roles prepares");
@@ -299,6 +343,12 @@ pub fn http_route(data: &[u8]) {
                 }
             }
         }
+        // every role at the route table's base: allowed only where the request routes
+        let d = policy.authorize_http(Some(superuser), &req);
+        assert_eq!(d.route(), anonymous.route());
+        assert_eq!(d.scope(), anonymous.scope());
+        assert!(!d.allowed() || routed.is_ok(), "superuser allowed on a request that does not route");
+        assert_eq!(d.allowed(), d.reason() == Reason::Allowed);
         assert_eq!(anonymous.allowed(), anonymous.public(), "anonymous: {anonymous:?}");
         assert_eq!(no_roles.allowed(), no_roles.public(), "no roles: {no_roles:?}");
         assert!(!anonymous.allowed() || anonymous.reason() == Reason::Allowed);
