@@ -151,3 +151,57 @@ impl Rejection {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[test]
+    fn the_mapping_table() {
+        let rows: &[(Rejection, u16, &str, &str)] = &[
+            (Rejection::Denied(Reason::OutOfScope), 403, "forbidden", "out_of_scope"),
+            (Rejection::Denied(Reason::NoRoute), 403, "forbidden", "no_route"),
+            (Rejection::Denied(Reason::PrincipalInactive), 403, "forbidden", "principal_inactive"),
+            (Rejection::Denied(Reason::InvalidPath), 400, "bad_request", "invalid_path"),
+            (Rejection::Denied(Reason::Unauthenticated), 401, "unauthenticated", "missing_token"),
+            (Rejection::Token(TokenError::Expired), 401, "unauthenticated", "expired_token"),
+            (Rejection::Token(TokenError::UnknownKey), 401, "unauthenticated", "unknown_key"),
+            (Rejection::BadRequest(BadRequest::TokenInQuery), 400, "bad_request", "token_in_query"),
+            (Rejection::BodyTooLarge, 413, "payload_too_large", "body_too_large"),
+            (Rejection::Unavailable(Unavailable::NoPolicy), 503, "unavailable", "no_policy"),
+            (Rejection::Unavailable(Unavailable::EngineFault), 503, "unavailable", "engine_fault"),
+            (Rejection::UpstreamUnavailable, 502, "bad_gateway", "upstream_unavailable"),
+            (Rejection::UpstreamTimeout, 504, "gateway_timeout", "upstream_timeout"),
+        ];
+        for (r, status, error, reason) in rows {
+            assert_eq!(r.parts(), (StatusCode::from_u16(*status).unwrap_or_default(), *error, *reason), "{r:?}");
+        }
+        // every engine reason but the two with their own status is a 403 with its own code
+        for reason in Reason::ALL {
+            let (status, _, code) = Rejection::Denied(reason).parts();
+            match reason {
+                Reason::InvalidPath => assert_eq!(status, StatusCode::BAD_REQUEST),
+                Reason::Unauthenticated => assert_eq!(status, StatusCode::UNAUTHORIZED),
+                _ => assert_eq!((status, code), (StatusCode::FORBIDDEN, reason.as_str())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_body_and_headers() {
+        let res = Rejection::Token(TokenError::WrongAudience).response("d1");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            res.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()),
+            Some("Bearer error=\"invalid_token\"")
+        );
+        let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(v, serde_json::json!({"error": "unauthenticated", "reason": "wrong_audience", "decision_id": "d1"}));
+        let res = Rejection::Denied(Reason::Unauthenticated).response("d2");
+        assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
+        assert!(Rejection::Denied(Reason::OutOfScope).response("d3").headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+}
