@@ -10,11 +10,14 @@
 
 use std::cell::RefCell;
 
-use rolescope_engine::{Policy, PreparedPrincipal, Principal, Reason, Request, Resource};
+use rolescope_engine::{
+    HttpDecision, HttpRequest, Policy, PreparedPrincipal, PreparedResource, Principal, Reason, Request, ResourceCache,
+    Status,
+};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Version of this ABI; bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Return code of a malformed call (bad encoding, no policy loaded, unknown handle). Hosts
 /// treat it as a deny (and may replace the instance).
@@ -31,6 +34,8 @@ struct State {
     output: Vec<u8>,
     principals: Vec<Option<PreparedPrincipal>>,
     free: Vec<u32>,
+    /// Prepared resources without attributes, by kind and scope (dropped on every load).
+    resources: ResourceCache,
 }
 
 thread_local! {
@@ -102,6 +107,7 @@ pub fn rs_load_bundle(len: u32) -> i32 {
                     st.policy = Some(p);
                     st.principals.clear();
                     st.free.clear();
+                    st.resources.clear();
                     0
                 }
                 Err(e) => {
@@ -109,6 +115,39 @@ pub fn rs_load_bundle(len: u32) -> i32 {
                     ERR_INVALID_POLICY
                 }
             }
+        },
+        ERR_MALFORMED,
+    )
+}
+
+/// Bit 15 of a compact request's kind or action field: the other 15 bits are an id from
+/// [`rs_names`], not the length of a name.
+pub const ID_FLAG: u16 = 0x8000;
+
+/// Write the loaded policy's names table into the output buffer, so that a host can send ids
+/// instead of names: `u16` kind count, then per kind in id order `u16` length + name, `u16`
+/// action count, per action in id order `u16` length + name (little-endian). Returns 0, or
+/// [`ERR_NO_POLICY`].
+#[wasm_bindgen]
+pub fn rs_names() -> i32 {
+    with(
+        |st| {
+            let Some(policy) = &st.policy else { return ERR_NO_POLICY };
+            let out = &mut st.output;
+            out.clear();
+            let put = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&u16::try_from(n).unwrap_or(0).to_le_bytes());
+            put(out, policy.kind_names().count());
+            for kind in policy.kind_names() {
+                put(out, kind.len());
+                out.extend_from_slice(kind.as_bytes());
+                let actions = policy.actions_of(kind).unwrap_or_default();
+                put(out, actions.len());
+                for a in actions {
+                    put(out, a.len());
+                    out.extend_from_slice(a.as_bytes());
+                }
+            }
+            0
         },
         ERR_MALFORMED,
     )
@@ -175,15 +214,22 @@ struct Reader<'a> {
     buf: &'a [u8],
 }
 
+/// A kind or an action in a compact request: an id from [`rs_names`], or a name.
+#[derive(Clone, Copy)]
+enum Name<'a> {
+    Id(u16),
+    Text(&'a str),
+}
+
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, tail) = (self.buf.get(..n)?, self.buf.get(n..)?);
         self.buf = tail;
         Some(head)
     }
-    fn u16(&mut self) -> Option<usize> {
+    fn u16(&mut self) -> Option<u16> {
         let b = self.take(2)?;
-        Some(usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?])))
+        Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
     }
     fn u32(&mut self) -> Option<u32> {
         let b = self.take(4)?;
@@ -191,57 +237,194 @@ impl<'a> Reader<'a> {
     }
     fn str16(&mut self) -> Option<&'a str> {
         let n = self.u16()?;
+        std::str::from_utf8(self.take(usize::from(n))?).ok()
+    }
+    fn str32(&mut self) -> Option<&'a str> {
+        let n = usize::try_from(self.u32()?).ok()?;
         std::str::from_utf8(self.take(n)?).ok()
     }
-    fn json32(&mut self) -> Option<serde_json::Map<String, serde_json::Value>> {
+    fn name16(&mut self) -> Option<Name<'a>> {
+        let n = self.u16()?;
+        if n & ID_FLAG != 0 {
+            return Some(Name::Id(n & !ID_FLAG));
+        }
+        std::str::from_utf8(self.take(usize::from(n))?).ok().map(Name::Text)
+    }
+    /// A JSON object of `u32` length; `None` inside for length 0 (no JSON to parse).
+    fn json32(&mut self) -> Option<Option<serde_json::Map<String, serde_json::Value>>> {
         let n = usize::try_from(self.u32()?).ok()?;
         if n == 0 {
-            return Some(serde_json::Map::new());
+            return Some(None);
         }
-        serde_json::from_slice(self.take(n)?).ok()
+        serde_json::from_slice(self.take(n)?).ok().map(Some)
     }
 }
 
-/// Decide one request in the compact encoding (see `ABI.md`): principal handle, kind, action,
-/// scope, resource id, resource attributes (JSON), context (JSON). Returns
-/// `(reason_code << 1) | allowed`, or a negative code. Never writes the output buffer.
+/// A compact request, decoded (see `ABI.md`).
+struct Compact<'a> {
+    handle: u32,
+    kind: Name<'a>,
+    action: Name<'a>,
+    scope: &'a str,
+    id: &'a str,
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    context: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<'a> Compact<'a> {
+    fn read(buf: &'a [u8]) -> Option<Self> {
+        let mut r = Reader { buf };
+        let q = Compact {
+            handle: r.u32()?,
+            kind: r.name16()?,
+            action: r.name16()?,
+            scope: r.str16()?,
+            id: r.str16()?,
+            attributes: r.json32()?,
+            context: r.json32()?,
+        };
+        r.buf.is_empty().then_some(q)
+    }
+}
+
+/// Decide one request in the compact encoding (see `ABI.md`): principal handle, kind and
+/// action (ids from [`rs_names`] or names), scope, resource id, resource attributes (JSON),
+/// context (JSON). Returns `(reason_code << 1) | allowed`, or a negative code. Never writes
+/// the output buffer.
+///
+/// The common case (kind and action ids, no attributes, no context) allocates nothing once
+/// the (kind, scope) pair was seen: the prepared resource comes from a bounded cache
+/// ([`ResourceCache`]), the declared context defaults are prepared once.
 #[wasm_bindgen]
 pub fn rs_decide(len: u32) -> i32 {
     with(
         |st| {
-            let Some(policy) = &st.policy else { return ERR_NO_POLICY };
-            let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
-            let mut r = Reader { buf: bytes };
-            let decoded = (|| {
-                let handle = r.u32()?;
-                let kind = r.str16()?;
-                let action = r.str16()?;
-                let scope = r.str16()?;
-                let id = r.str16()?;
-                let attributes = r.json32()?;
-                let context = r.json32()?;
-                Some((handle, kind, action, scope, id, attributes, context))
-            })();
-            let Some((handle, kind, action, scope, id, attributes, context)) = decoded else {
-                return ERR_MALFORMED;
-            };
-            let Some(Some(principal)) = st.principals.get(handle as usize) else { return ERR_MALFORMED };
+            let State { policy, input, principals, resources, .. } = st;
+            let Some(policy) = policy.as_ref() else { return ERR_NO_POLICY };
+            let bytes = usize::try_from(len).ok().and_then(|n| input.get(..n));
+            let Some(q) = bytes.and_then(Compact::read) else { return ERR_MALFORMED };
+            let Some(Some(principal)) = principals.get(q.handle as usize) else { return ERR_MALFORMED };
             // As the engine's `check`: an inactive principal is denied before anything else.
-            if principal.status() != rolescope_engine::Status::Active {
+            if principal.status() != Status::Active {
                 return encode(false, Reason::PrincipalInactive);
             }
-            let resource = Resource { kind: kind.into(), id: id.into(), scope: scope.into(), attributes };
-            let prepared = policy.prepare_resource(&resource).and_then(|res| {
-                let ctx = if context.is_empty() { None } else { Some(policy.prepare_context(&context)?) };
-                Ok((res, ctx))
-            });
-            match prepared {
-                Ok((res, ctx)) => {
-                    let d = policy.decide(principal, action, &res, ctx.as_ref().unwrap_or(policy.empty_context()));
-                    encode(d.allowed(), d.reason())
-                }
-                Err(e) => encode(false, e.reason()),
+            let kind = match q.kind {
+                Name::Id(id) if policy.action_count(u32::from(id)).is_some() => u32::from(id),
+                Name::Id(_) => return ERR_MALFORMED,
+                Name::Text(name) => match policy.kind_id(name) {
+                    Some(k) => k,
+                    None => return encode(false, Reason::UnknownResourceKind),
+                },
+            };
+            let action = match q.action {
+                Name::Id(id) => match u8::try_from(id) {
+                    Ok(a) if policy.action_count(kind).is_some_and(|n| usize::from(a) < n) => Ok(a),
+                    _ => return ERR_MALFORMED,
+                },
+                Name::Text(name) => Err(name),
+            };
+            let owned: PreparedResource;
+            let resource = match &q.attributes {
+                None => match policy.cached_resource(resources, kind, q.scope, q.id) {
+                    Ok(r) => r,
+                    Err(e) => return encode(false, e.reason()),
+                },
+                Some(attrs) => match policy.prepare_resource_id(kind, q.scope, q.id, attrs) {
+                    Ok(r) => {
+                        owned = r;
+                        &owned
+                    }
+                    Err(e) => return encode(false, e.reason()),
+                },
+            };
+            let prepared_context;
+            let context = match &q.context {
+                None => policy.empty_context(),
+                Some(c) => match policy.prepare_context(c) {
+                    Ok(c) => {
+                        prepared_context = c;
+                        &prepared_context
+                    }
+                    Err(e) => return encode(false, e.reason()),
+                },
+            };
+            let d = match action {
+                Ok(a) => policy.decide_ids(principal, a, resource, context),
+                Err(name) => policy.decide(principal, name, resource, context),
+            };
+            encode(d.allowed(), d.reason())
+        },
+        ERR_MALFORMED,
+    )
+}
+
+/// Most headers an HTTP request may carry into [`rs_authorize`].
+pub const MAX_HEADERS: usize = 256;
+
+/// An optional string in [`rs_authorize`]'s output that is absent.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Read the compact HTTP request (see `ABI.md`) into `headers` (reused); `None` when it is
+/// malformed.
+fn http_request<'a>(buf: &'a [u8], headers: &mut Vec<(&'a str, &'a str)>) -> Option<(&'a str, &'a str)> {
+    let mut r = Reader { buf };
+    let method = r.str16()?;
+    let target = r.str32()?;
+    let n = usize::from(r.u16()?);
+    if n > MAX_HEADERS {
+        return None;
+    }
+    headers.clear();
+    for _ in 0..n {
+        let name = r.str16()?;
+        let value = r.str32()?;
+        headers.push((name, value));
+    }
+    r.buf.is_empty().then_some((method, target))
+}
+
+/// Write an HTTP decision into `out` (see `ABI.md`).
+fn http_decision(out: &mut Vec<u8>, d: &HttpDecision) {
+    out.clear();
+    out.extend_from_slice(&[u8::from(d.allowed()), d.reason().code(), u8::from(d.public())]);
+    for field in [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id(), d.detail()] {
+        match field.and_then(|s| u32::try_from(s.len()).ok().map(|n| (s, n))) {
+            Some((s, n)) if n != ABSENT => {
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
             }
+            _ => out.extend_from_slice(&ABSENT.to_le_bytes()),
+        }
+    }
+}
+
+/// Decide an HTTP request with the policy's route table (the engine's `authorize_http`): the
+/// compact HTTP request (method, raw target, headers; see `ABI.md`) in the first `len` input
+/// bytes, for the principal `handle` (from [`rs_principal`]) or `-1` for an anonymous caller
+/// (public routes only). Returns `(reason_code << 1) | allowed` with the whole decision
+/// (public flag, route, action, kind, scope, tenant, resource id, detail) in the output
+/// buffer, or a negative code.
+#[wasm_bindgen]
+pub fn rs_authorize(handle: i32, len: u32) -> i32 {
+    with(
+        |st| {
+            let State { policy, input, output, principals, .. } = st;
+            let Some(policy) = policy.as_ref() else { return ERR_NO_POLICY };
+            let principal = match handle {
+                -1 => None,
+                h => match usize::try_from(h).ok().and_then(|h| principals.get(h)) {
+                    Some(Some(p)) => Some(p),
+                    _ => return ERR_MALFORMED,
+                },
+            };
+            let mut headers = Vec::new();
+            let bytes = usize::try_from(len).ok().and_then(|n| input.get(..n));
+            let Some((method, target)) = bytes.and_then(|b| http_request(b, &mut headers)) else {
+                return ERR_MALFORMED;
+            };
+            let d = policy.authorize_http(principal, &HttpRequest { method, target, headers: &headers });
+            http_decision(output, &d);
+            encode(d.allowed(), d.reason())
         },
         ERR_MALFORMED,
     )

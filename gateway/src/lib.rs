@@ -6,4 +6,4 @@ mod server;
 pub mod wasm_host;
 
 pub use server::{ConfigError, Gateway, GatewayConfig, MintError, MintOptions, StartError, check_config, mint};
-pub use wasm_host::{Config, Decision, Error, ErrorKind, Handle, Host, Query, Revision, WasmEngine};
+pub use wasm_host::{Config, Decision, Error, ErrorKind, Handle, Host, HttpVerdict, Query, Revision, WasmEngine};

@@ -8,9 +8,10 @@ use wasmtime::{Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, Type
 
 use super::Decision;
 use super::error::{Error, ErrorKind};
+use super::names::Names;
 
 /// The ABI version this host speaks (`rs_abi_version`).
-pub(super) const ABI_VERSION: u32 = 1;
+pub(super) const ABI_VERSION: u32 = 2;
 /// `rs_principal`: the principal was rejected (the message is in the output buffer).
 const ERR_MALFORMED: i32 = -1;
 /// `rs_load_bundle`: the bundle was rejected (diagnostics JSON in the output buffer).
@@ -68,7 +69,9 @@ struct Exports {
     load_bundle: TypedFunc<u32, i32>,
     principal: TypedFunc<u32, i32>,
     principal_free: TypedFunc<u32, ()>,
+    names: TypedFunc<(), i32>,
     decide: TypedFunc<u32, i32>,
+    authorize: TypedFunc<(i32, u32), i32>,
     check_json: TypedFunc<u32, i32>,
 }
 
@@ -133,7 +136,9 @@ impl Guest {
             load_bundle: instance.get_typed_func(&mut store, "rs_load_bundle").map_err(module)?,
             principal: instance.get_typed_func(&mut store, "rs_principal").map_err(module)?,
             principal_free: instance.get_typed_func(&mut store, "rs_principal_free").map_err(module)?,
+            names: instance.get_typed_func(&mut store, "rs_names").map_err(module)?,
             decide: instance.get_typed_func(&mut store, "rs_decide").map_err(module)?,
+            authorize: instance.get_typed_func(&mut store, "rs_authorize").map_err(module)?,
             check_json: instance.get_typed_func(&mut store, "rs_check_json").map_err(module)?,
         };
         Ok(Self { store, instance, memory, f, input_ptr: 0, input_cap: 0 })
@@ -236,6 +241,17 @@ impl Guest {
         }
     }
 
+    /// `rs_names`: the loaded policy's names table (kinds and their actions, by id).
+    pub(super) fn names(&mut self, ticks: u64) -> Result<Names, Error> {
+        self.store.set_epoch_deadline(ticks);
+        let code = self.f.names.call(&mut self.store, ()).map_err(|e| self.classify(e))?;
+        if code != 0 {
+            return Err(protocol(format!("rs_names returned {code}")));
+        }
+        let out = self.output()?;
+        Names::parse(&out).ok_or_else(|| protocol("malformed names table"))
+    }
+
     /// `rs_principal`.
     pub(super) fn principal(&mut self, json: &[u8], ticks: u64) -> Result<PrincipalAnswer, Error> {
         self.store.set_epoch_deadline(ticks);
@@ -263,6 +279,16 @@ impl Guest {
         let len = self.put(compact)?;
         let code = self.f.decide.call(&mut self.store, len).map_err(|e| self.classify(e))?;
         decode(code)
+    }
+
+    /// `rs_authorize` on a compact HTTP request for the principal `handle` (`-1`: anonymous):
+    /// the decision and the HTTP decision's bytes.
+    pub(super) fn authorize(&mut self, handle: i32, compact: &[u8], ticks: u64) -> Result<(Decision, Vec<u8>), Error> {
+        self.store.set_epoch_deadline(ticks);
+        let len = self.put(compact)?;
+        let code = self.f.authorize.call(&mut self.store, (handle, len)).map_err(|e| self.classify(e))?;
+        let decision = decode(code)?;
+        Ok((decision, self.output()?))
     }
 
     /// `rs_check_json`: the decision and the report's bytes.

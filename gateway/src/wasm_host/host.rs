@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use rolescope_engine::{DecisionReport, Principal, Reason, Request};
+use rolescope_engine::{DecisionReport, HttpRequest, Principal, Reason, Request};
 use serde_json::{Map, Value};
 
 use super::error::{Error, ErrorKind};
 use super::guest::{Guest, PrincipalAnswer};
+use super::http::{self, HttpVerdict};
+use super::names::{ID_FLAG, Names};
 use super::{Bundle, Decision, Owner, Revision, Shared, same};
 
 /// A principal prepared by a host's instance, for [`Host::decide`]. Not `Clone`: a released
@@ -87,16 +89,33 @@ impl<'a> Query<'a> {
     }
 }
 
-/// Append the compact request (`bindings/ABI.md`) to `buf`.
-fn encode(buf: &mut Vec<u8>, slot: u32, q: &Query<'_>) -> Result<(), Error> {
-    buf.clear();
-    buf.extend_from_slice(&slot.to_le_bytes());
-    for (what, s) in [("kind", q.kind), ("action", q.action), ("scope", q.scope), ("id", q.id)] {
-        let n = u16::try_from(s.len())
-            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("{what} of {} bytes (at most 65535)", s.len())))?;
+/// Write the compact request (`bindings/ABI.md`) into `buf`: the kind and the action as ids
+/// when the names table has them (the guest then looks no name up), else as text (the guest
+/// denies an unknown kind or action as the engine does); attributes and context as JSON only
+/// when not empty.
+fn encode(buf: &mut Vec<u8>, names: &Names, slot: u32, q: &Query<'_>) -> Result<(), Error> {
+    fn text(buf: &mut Vec<u8>, what: &str, s: &str, max: usize) -> Result<(), Error> {
+        let n = u16::try_from(s.len()).ok().filter(|n| usize::from(*n) <= max).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidInput, format!("{what} of {} bytes (at most {max})", s.len()))
+        })?;
         buf.extend_from_slice(&n.to_le_bytes());
         buf.extend_from_slice(s.as_bytes());
+        Ok(())
     }
+    buf.clear();
+    buf.extend_from_slice(&slot.to_le_bytes());
+    let (kind, action) = names.ids(q.kind, q.action);
+    let name_max = usize::from(ID_FLAG - 1);
+    match kind {
+        Some(id) => buf.extend_from_slice(&(id | ID_FLAG).to_le_bytes()),
+        None => text(buf, "kind", q.kind, name_max)?,
+    }
+    match action {
+        Some(id) => buf.extend_from_slice(&(id | ID_FLAG).to_le_bytes()),
+        None => text(buf, "action", q.action, name_max)?,
+    }
+    text(buf, "scope", q.scope, usize::from(u16::MAX))?;
+    text(buf, "id", q.id, usize::from(u16::MAX))?;
     for (what, m) in [("attributes", q.attributes), ("context", q.context)] {
         let at = buf.len();
         buf.extend_from_slice(&[0; 4]);
@@ -116,6 +135,8 @@ fn encode(buf: &mut Vec<u8>, slot: u32, q: &Query<'_>) -> Result<(), Error> {
 /// The instance with a bundle in it.
 struct Live {
     guest: Guest,
+    /// The bundle's kind and action ids (`rs_names`).
+    names: Names,
     /// Unique id of this (instance, bundle) pairing.
     generation: u64,
     bundle: Arc<Bundle>,
@@ -184,8 +205,9 @@ impl Host {
                     format!("bundle loaded as revision `{revision}`, expected `{}`", bundle.revision),
                 ));
             }
+            let names = guest.names(self.shared.load_ticks)?;
             let generation = self.shared.next_generation();
-            self.live = Some(Live { guest, generation, bundle });
+            self.live = Some(Live { guest, names, generation, bundle });
         }
         self.live.as_ref().map(|l| &l.bundle.revision).ok_or_else(|| Error::new(ErrorKind::NoPolicy, ""))
     }
@@ -273,8 +295,62 @@ impl Host {
         if self.live.as_ref().is_none_or(|l| l.generation != generation) {
             return Err(Error::new(ErrorKind::StaleHandle, ""));
         }
-        encode(&mut self.scratch, slot, query)?;
-        self.on_live(|live, buf, ticks| live.guest.decide(buf, ticks))
+        self.on_live(|live, buf, ticks| {
+            encode(buf, &live.names, slot, query)?;
+            live.guest.decide(buf, ticks)
+        })
+    }
+
+    /// Decide an HTTP request with the policy's route table (`rs_authorize`; the engine's
+    /// `Policy::authorize_http`): normalize the raw target, match a route, and decide for
+    /// `principal`, or for an anonymous caller (`None`: public routes only; a protected route
+    /// answers `unauthenticated`).
+    ///
+    /// With a principal, the bundle is the one the handle was prepared for (no reload here): a
+    /// handle from another host, an older bundle or a replaced instance answers
+    /// [`Error::is_stale_handle`]. Anonymous calls refresh the bundle first. A principal the
+    /// engine denies everything ([`Handle::denies_all`]) gets what the engine gives it: an
+    /// inactive one gets public routes and routing refusals as anyone would, and
+    /// `principal_inactive` on a protected route; one the engine refused to prepare is refused
+    /// whatever the request (as the policy suites' `http` cases expect).
+    ///
+    /// Fails closed: an `Err` is a deny. The verdict carries the revision it was decided on.
+    /// The request's headers are passed as given (at most 256; only those a route reads are
+    /// looked at); more, or a method or header name over 64 KiB, is
+    /// [`Error::is_invalid_input`].
+    pub fn authorize(&mut self, principal: Option<&Handle>, req: &HttpRequest<'_>) -> Result<HttpVerdict, Error> {
+        let (slot, denied) = match principal.map(|h| &h.0) {
+            None => {
+                self.refresh()?;
+                (-1, None)
+            }
+            Some(Inner::Live { generation, slot, .. }) => {
+                if self.live.as_ref().is_none_or(|l| l.generation != *generation) {
+                    return Err(Error::new(ErrorKind::StaleHandle, ""));
+                }
+                let slot = i32::try_from(*slot).map_err(|_| Error::new(ErrorKind::StaleHandle, ""))?;
+                (slot, None)
+            }
+            Some(Inner::DeniesAll { reason, message, revision }) => {
+                if self.refresh()? != revision {
+                    return Err(Error::new(ErrorKind::StaleHandle, ""));
+                }
+                if *reason != Reason::PrincipalInactive {
+                    return Ok(HttpVerdict::refused(*reason, message, revision.clone()));
+                }
+                (-1, Some((*reason, message.as_str())))
+            }
+        };
+        let verdict = self.on_live(|live, buf, ticks| {
+            http::encode(buf, req)?;
+            let (d, out) = live.guest.authorize(slot, buf, ticks)?;
+            http::decode(&out, d.allowed(), d.reason(), live.bundle.revision.clone())
+                .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed HTTP decision"))
+        })?;
+        Ok(match denied {
+            Some((reason, message)) => verdict.for_denied_principal(reason, message),
+            None => verdict,
+        })
     }
 
     /// Decide a full request (`rs_check_json`, refreshing the bundle first) and return the

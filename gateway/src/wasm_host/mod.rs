@@ -16,6 +16,8 @@
 mod error;
 mod guest;
 mod host;
+mod http;
+mod names;
 mod ticker;
 
 use std::cell::RefCell;
@@ -25,13 +27,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use rolescope_engine::Reason;
+use rolescope_engine::{HttpRequest, Principal, Reason};
 use sha2::{Digest, Sha256};
 use wasmtime::{InstancePre, Linker, Module};
 
 pub use self::error::{Error, ErrorKind};
 use self::guest::{ABI_VERSION, Guest, Limits};
 pub use self::host::{Handle, Host, Query};
+pub use self::http::HttpVerdict;
 use self::ticker::Ticker;
 
 /// Limits and deadlines of the host.
@@ -290,6 +293,25 @@ impl WasmEngine {
     /// A new host with its own instance (created at its first call). Keep one per thread.
     pub fn host(&self) -> Host {
         Host::new(Arc::clone(&self.shared), Arc::downgrade(&self.owner))
+    }
+
+    /// Decide an HTTP request on this thread's host ([`WasmEngine::with_host`]): prepare
+    /// `principal` (`None`: an anonymous caller, public routes only), decide with the policy's
+    /// route table ([`Host::authorize`]) and release the principal. The current bundle is
+    /// used; the verdict names its revision. An `Err` is a deny.
+    ///
+    /// This prepares the principal for every request; a caller that sees the same principal
+    /// again and again may keep [`Handle`]s on its own [`Host`] instead.
+    pub fn authorize(&self, principal: Option<&Principal>, req: &HttpRequest<'_>) -> Result<HttpVerdict, Error> {
+        self.with_host(|host| match principal {
+            None => host.authorize(None, req),
+            Some(p) => {
+                let handle = host.principal(p)?;
+                let verdict = host.authorize(Some(&handle), req);
+                host.release(handle);
+                verdict
+            }
+        })
     }
 
     /// Run `f` on this thread's host of this engine (created on first use and kept for the

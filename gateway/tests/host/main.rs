@@ -3,6 +3,7 @@
 //! bundle swap never stops decisions. One test binary; one module per concern.
 
 mod fail_closed;
+mod http;
 mod identity;
 mod module;
 mod parity;
