@@ -251,7 +251,7 @@ fn pinned(policy: &str) -> Vec<Pinned> {
                 Fixture("op"),
                 "PUT",
                 "/api/customers/c1/maintenance_windows/w12",
-                refused(403, "no_matching_grant"),
+                refused(403, "condition_false"),
                 "operator: window created by another",
             ),
             row(
@@ -280,7 +280,7 @@ fn pinned(policy: &str) -> Vec<Pinned> {
                 Fixture("spk"),
                 "GET",
                 "/api/customers/c1/groups/db/monitors/m12",
-                refused(403, "no_matching_grant"),
+                refused(403, "condition_false"),
                 "spokesperson, another group",
             ),
         ],
@@ -498,21 +498,8 @@ fn run(policy: &str) -> usize {
     let stack = Stack::start(policy);
     let mut sent = Vec::new();
     let mut count = 0;
-    // pinned rows, checked against the engine too: a disagreement is a bug in one of them
     for p in pinned(policy) {
         let what = format!("{policy} pinned `{}` ({:?} {} {})", p.why, p.caller, p.method, p.target);
-        let who = match &p.caller {
-            Caller::Fixture(k) => Some(support::principal(policy, k)),
-            _ => None,
-        };
-        if !matches!(p.caller, Caller::BadSignature(_)) {
-            let n = native(policy, who.as_ref(), p.method, p.target);
-            let agrees = match (&n, &p.expect) {
-                (Expect::Forwarded(_), Expect::Forwarded(_)) => true,
-                (a, b) => a == b,
-            };
-            assert!(agrees, "{what}: the engine says {n:?}, the table {:?}", p.expect);
-        }
         sent.extend(check(&stack, policy, &p.caller, p.method, p.target, &p.expect, &what));
         count += 1;
     }
@@ -557,8 +544,31 @@ fn site24x7_msp() {
     assert!(run("site24x7-msp") >= 100);
 }
 
+/// The pinned table and the engine agree (a disagreement is a bug in one of them); no
+/// gateway needed.
 #[test]
-fn the_pinned_table_is_large_enough() {
-    let rows: usize = support::SEEDS.iter().map(|s| pinned(s).len()).sum();
+fn pinned_rows_agree_with_the_engine() {
+    let mut rows = 0;
+    let mut disagreements = Vec::new();
+    for policy in support::SEEDS {
+        for p in pinned(policy) {
+            rows += 1;
+            let who = match &p.caller {
+                Caller::Fixture(k) => Some(support::principal(policy, k)),
+                // the engine never sees a bad signature: identity refuses it first
+                Caller::BadSignature(_) => continue,
+                Caller::Anonymous => None,
+            };
+            let n = native(policy, who.as_ref(), p.method, p.target);
+            let agrees = match (&n, &p.expect) {
+                (Expect::Forwarded(_), Expect::Forwarded(_)) => true,
+                (a, b) => a == b,
+            };
+            if !agrees {
+                disagreements.push(format!("{policy} `{}`: engine {n:?}, table {:?}", p.why, p.expect));
+            }
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     assert!(rows >= 30, "{rows} pinned rows");
 }

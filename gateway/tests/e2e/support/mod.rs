@@ -224,11 +224,11 @@ impl Gateway {
         gw
     }
 
-    /// Poll `cond` for up to 60 s; fails the test (with the gateway's output) if the process
+    /// Poll `cond` for up to 240 s (compiling the engine module in a debug build is slow); fails the test (with the gateway's output) if the process
     /// exits or the time runs out.
     #[track_caller]
     pub(crate) fn wait_for(&mut self, mut cond: impl FnMut(&Self) -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             if cond(self) {
                 return;
@@ -236,7 +236,7 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("gateway exited ({status}) while waiting for {what}:\n{}", self.output());
             }
-            assert!(Instant::now() < deadline, "gateway: no {what} within 60 s:\n{}", self.output());
+            assert!(Instant::now() < deadline, "gateway: no {what} within 240 s:\n{}", self.output());
             std::thread::sleep(Duration::from_millis(25));
         }
     }
