@@ -133,7 +133,6 @@ pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) 
     })
     .await
     .map_err(|e| format!("bundle load task: {e}"))?;
-    let _ = enforcer;
     match &result {
         Ok(revision) => {
             state.metrics.reload(true);
@@ -184,7 +183,9 @@ impl Reloader {
         }
     }
 
-    /// Look at every source once. `force`: read files even if their stamp did not change.
+    /// Look at every source once. `force` (start, SIGHUP): read files even if their stamp did
+    /// not change, fetch URLs unconditionally. Content already tried (loaded or refused) is not
+    /// loaded again.
     pub(crate) async fn tick(&mut self, force: bool) {
         if let Some(keys) = self.keys.clone() {
             self.tick_keys(&keys, force).await;
@@ -201,7 +202,7 @@ impl Reloader {
                 match tokio::fs::read(&path).await {
                     Ok(bytes) => {
                         let h = sha256(&bytes);
-                        if force || self.bundle.hash != Some(h) {
+                        if self.bundle.hash != Some(h) {
                             self.bundle.hash = Some(h);
                             let _ = load_bundle(&self.state, Bytes::from(bytes), &path.display().to_string()).await;
                         }
@@ -211,12 +212,12 @@ impl Reloader {
             }
         }
         if let Some(uri) = self.bundle_url.clone() {
-            match fetch(&self.state.client, &uri, self.bundle.etag.as_deref()).await {
+            match fetch(&self.state.client, &uri, self.bundle.etag.as_deref().filter(|_| !force)).await {
                 Ok(Fetched::NotModified) => {}
                 Ok(Fetched::Body { bytes, etag }) => {
                     self.bundle.etag = etag;
                     let h = sha256(&bytes);
-                    if force || self.bundle.hash != Some(h) {
+                    if self.bundle.hash != Some(h) {
                         self.bundle.hash = Some(h);
                         let _ = load_bundle(&self.state, bytes, &uri.to_string()).await;
                     }
@@ -235,7 +236,7 @@ impl Reloader {
                     match tokio::fs::read(path).await {
                         Ok(bytes) => {
                             let h = sha256(&bytes);
-                            if force || self.key_seen.hash != Some(h) {
+                            if self.key_seen.hash != Some(h) {
                                 self.key_seen.hash = Some(h);
                                 load_keys(&self.state, &bytes, &path.display().to_string());
                             }
@@ -244,18 +245,20 @@ impl Reloader {
                     }
                 }
             }
-            KeySource::Url(uri) => match fetch(&self.state.client, uri, self.key_seen.etag.as_deref()).await {
-                Ok(Fetched::NotModified) => {}
-                Ok(Fetched::Body { bytes, etag }) => {
-                    self.key_seen.etag = etag;
-                    let h = sha256(&bytes);
-                    if force || self.key_seen.hash != Some(h) {
-                        self.key_seen.hash = Some(h);
-                        load_keys(&self.state, &bytes, &uri.to_string());
+            KeySource::Url(uri) => {
+                match fetch(&self.state.client, uri, self.key_seen.etag.as_deref().filter(|_| !force)).await {
+                    Ok(Fetched::NotModified) => {}
+                    Ok(Fetched::Body { bytes, etag }) => {
+                        self.key_seen.etag = etag;
+                        let h = sha256(&bytes);
+                        if self.key_seen.hash != Some(h) {
+                            self.key_seen.hash = Some(h);
+                            load_keys(&self.state, &bytes, &uri.to_string());
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot fetch the key set"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot fetch the key set"),
-            },
+            }
             KeySource::File(_) => {}
         }
     }

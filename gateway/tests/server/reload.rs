@@ -126,3 +126,29 @@ async fn no_policy_means_503_and_not_ready_until_one_arrives_by_url_with_etags()
     assert!(gw.metrics_text().contains("rolescope_bundle_reloads_total{result=\"ok\"} 1"), "{}", gw.metrics_text());
     gw.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_an_unwatched_file() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    // the enforcing setup, without watching the file
+    s.enforcing(upstream.addr, "");
+    let yaml = std::fs::read_to_string(s.path("gateway.yaml"))
+        .unwrap()
+        .replace("poll_interval: 50ms", "poll_interval: 50ms, watch: false");
+    s.write("gateway.yaml", &yaml);
+    let config = rolescope_gateway::GatewayConfig::load_with_env(&s.path("gateway.yaml"), |_| None).unwrap();
+    let gw = start(config).await;
+    let (_, first) = mist_bundle("");
+    assert_eq!(gw.revision().as_deref(), Some(first.as_str()));
+    let (next_json, next) = mist_bundle("\n# after SIGHUP\n");
+    s.write("bundle.json", &next_json);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(gw.revision().as_deref(), Some(first.as_str()), "an unwatched file changed the revision");
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let swapped = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(next.as_str())).await;
+    assert!(swapped, "SIGHUP did not reload: {:?}", gw.revision());
+    gw.shutdown().await;
+}
