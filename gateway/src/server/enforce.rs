@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use rolescope_engine::{Principal, Reason};
 
 use super::identity::Verified;
-use super::reject::Unavailable;
+use super::reject::{BadRequest, Rejection, Unavailable};
 use crate::wasm_host::{Error, Handle, Host, Revision, WasmEngine};
 
 /// Prepared principals kept per thread (then all are released and the cache starts over).
@@ -67,8 +67,17 @@ impl std::fmt::Debug for Enforcer {
     }
 }
 
-fn unavailable(e: &Error) -> Unavailable {
-    if e.is_no_policy() { Unavailable::NoPolicy } else { Unavailable::EngineFault }
+/// A host error as the client sees it: no bundle, input the engine cannot take (400), or an
+/// engine fault (503). Every one of them denies.
+fn unavailable(e: &Error) -> Rejection {
+    if e.is_no_policy() {
+        Rejection::Unavailable(Unavailable::NoPolicy)
+    } else if e.is_invalid_input() {
+        Rejection::BadRequest(BadRequest::Unrepresentable)
+    } else {
+        tracing::warn!(error = %e, "engine fault");
+        Rejection::Unavailable(Unavailable::EngineFault)
+    }
 }
 
 impl Enforcer {
@@ -94,12 +103,13 @@ impl Enforcer {
         self.filed.store(Arc::new(next));
     }
 
-    /// Authorize one request. `Err` never forwards: no policy or an engine fault (503).
-    pub(crate) fn authorize(&self, who: Option<&Verified>, req: &HttpQuery<'_>) -> Result<Verdict, Unavailable> {
+    /// Authorize one request. `Err` never forwards: no policy or an engine fault (503), a
+    /// request the engine cannot take (400).
+    pub(crate) fn authorize(&self, who: Option<&Verified>, req: &HttpQuery<'_>) -> Result<Verdict, Rejection> {
         self.engine.with_host(|host| {
             let revision = host.refresh().map_err(|e| unavailable(&e))?.clone();
             let Some(who) = who else {
-                return decide(host, None, req, revision).map_err(|e| unavailable(&e));
+                return decide(host, None, req).map_err(|e| unavailable(&e));
             };
             let principal = if self.from_bundle {
                 let filed = self.filed.load();
@@ -111,7 +121,7 @@ impl Enforcer {
                 else {
                     // Not filed: route the request anonymously; a public route stays public,
                     // anything else is denied as the engine denies an unknown principal.
-                    let mut v = decide(host, None, req, revision).map_err(|e| unavailable(&e))?;
+                    let mut v = decide(host, None, req).map_err(|e| unavailable(&e))?;
                     if !v.allowed && v.reason == Reason::Unauthenticated {
                         v.reason = Reason::UnknownPrincipal;
                     }
@@ -121,10 +131,8 @@ impl Enforcer {
             } else {
                 std::borrow::Cow::Borrowed(&who.principal)
             };
-            with_handle(host, who.id, &principal, &revision, |host, handle| {
-                decide(host, Some(handle), req, revision.clone())
-            })
-            .map_err(|e| unavailable(&e))
+            with_handle(host, who.id, &principal, &revision, |host, handle| decide(host, Some(handle), req))
+                .map_err(|e| unavailable(&e))
         })
     }
 }
@@ -164,9 +172,19 @@ fn with_handle<R>(
     out
 }
 
-/// One HTTP authorization call into the guest.
-// TEMPORARY until `Host::authorize` lands: fails closed (503 engine_fault).
-fn decide(host: &mut Host, handle: Option<&Handle>, req: &HttpQuery<'_>, revision: Revision) -> Result<Verdict, Error> {
-    let _ = (host, handle, req.method, req.target, req.headers, revision);
-    Err(Error::new(crate::wasm_host::ErrorKind::Protocol, "the engine's HTTP authorization is not wired yet"))
+/// One HTTP authorization call into the guest (`rs_authorize`: the engine normalizes the
+/// target, matches the bundle's route table and decides).
+fn decide(host: &mut Host, handle: Option<&Handle>, req: &HttpQuery<'_>) -> Result<Verdict, Error> {
+    let request = rolescope_engine::HttpRequest { method: req.method, target: req.target, headers: req.headers };
+    let v = host.authorize(handle, &request)?;
+    Ok(Verdict {
+        allowed: v.allowed(),
+        reason: v.reason(),
+        revision: v.revision().clone(),
+        route: v.route().map(str::to_owned),
+        action: v.action().map(str::to_owned),
+        kind: v.kind().map(str::to_owned),
+        tenant: v.tenant().map(str::to_owned),
+        resource: v.resource_id().map(str::to_owned),
+    })
 }

@@ -229,8 +229,7 @@ fn authorize(
     let verdict = enforcer.authorize(who.as_deref(), &query);
     let principal = who.as_ref().map(|w| w.principal.id.clone());
     match verdict {
-        Err(u) => {
-            let rejection = Rejection::Unavailable(u);
+        Err(rejection) => {
             log_decision(state, ex, method, principal.as_deref(), None, rejection.reason(), start);
             Err(rejection)
         }

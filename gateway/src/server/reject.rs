@@ -57,6 +57,9 @@ pub(crate) enum BadRequest {
     AmbiguousFraming,
     /// A request target that is neither origin-form nor absolute-form.
     InvalidTarget,
+    /// A request the engine cannot be asked about (over 256 headers, a header name over
+    /// 64 KiB, ...).
+    Unrepresentable,
 }
 
 impl BadRequest {
@@ -68,6 +71,7 @@ impl BadRequest {
             BadRequest::TokenInQuery => "token_in_query",
             BadRequest::AmbiguousFraming => "ambiguous_framing",
             BadRequest::InvalidTarget => "invalid_target",
+            BadRequest::Unrepresentable => "invalid_request",
         }
     }
 }
