@@ -394,7 +394,17 @@ struct Sent {
     decision_id: String,
 }
 
-/// Send one request and check the answer; returns what the upstream should have logged.
+/// `Err(message)` unless `cond`.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// Send one request and check the answer; returns what the upstream should have logged, or
+/// what is wrong with the answer.
 fn check(
     stack: &Stack,
     policy: &str,
@@ -403,7 +413,7 @@ fn check(
     target: &str,
     expect: &Expect,
     what: &str,
-) -> Option<Sent> {
+) -> Result<Option<Sent>, String> {
     let auth = match caller {
         Caller::Fixture(k) => Some(tokens::bearer(&support::principal(policy, k))),
         Caller::BadSignature(k) => {
@@ -415,32 +425,35 @@ fn check(
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let r = stack.gateway.send(method, target, &headers);
     let revision = support::policy(policy).revision();
-    assert_eq!(r.header("x-rolescope-revision"), Some(revision), "{what}: revision header");
-    let decision_id =
-        r.header("x-rolescope-decision-id").unwrap_or_else(|| panic!("{what}: no decision id")).to_owned();
-    assert!(!decision_id.is_empty(), "{what}: empty decision id");
+    ensure!(
+        r.header("x-rolescope-revision") == Some(revision),
+        "{what}: revision header {:?}",
+        r.header("x-rolescope-revision")
+    );
+    let decision_id = r.header("x-rolescope-decision-id").unwrap_or_default().to_owned();
+    ensure!(!decision_id.is_empty(), "{what}: no decision id");
     match expect {
         Expect::Forwarded(status) => {
-            assert!(r.json().get("decision_id").is_none(), "{what}: refused by the gateway: {}", r.summary());
+            ensure!(r.json().get("decision_id").is_none(), "{what}: refused by the gateway: {}", r.summary());
             if *status != 0 {
-                assert_eq!(r.status, *status, "{what}: {}", r.summary());
+                ensure!(r.status == *status, "{what}: expected {status}, got {}", r.summary());
             } else {
-                assert!(matches!(r.status, 200 | 201 | 404), "{what}: the upstream's answer: {}", r.summary());
+                ensure!(matches!(r.status, 200 | 201 | 404), "{what}: not the upstream's answer: {}", r.summary());
             }
             let principal = match caller {
                 Caller::Fixture(k) => Some(support::principal(policy, k).id),
                 _ => None,
             };
-            Some(Sent {
+            Ok(Some(Sent {
                 what: what.to_owned(),
                 method: method.to_owned(),
                 target: target.to_owned(),
                 principal,
                 decision_id,
-            })
+            }))
         }
         Expect::Refused(status, reason) => {
-            assert_eq!((r.status, r.reason()), (*status, reason.clone()), "{what}: {}", r.summary());
+            ensure!((r.status, r.reason()) == (*status, reason.clone()), "{what}: got {}", r.summary());
             let body = r.json();
             let error = match status {
                 400 => "bad_request",
@@ -448,19 +461,18 @@ fn check(
                 403 => "forbidden",
                 _ => "unavailable",
             };
-            assert_eq!(body["error"], error, "{what}: {}", r.summary());
-            assert_eq!(
-                body["decision_id"].as_str(),
-                Some(decision_id.as_str()),
-                "{what}: body and header decision ids"
+            ensure!(body["error"] == error, "{what}: error field: {}", r.summary());
+            ensure!(
+                body["decision_id"].as_str() == Some(decision_id.as_str()),
+                "{what}: body and header decision ids differ"
             );
             if *status == 401 {
-                assert!(
+                ensure!(
                     r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
-                    "{what}: WWW-Authenticate"
+                    "{what}: no WWW-Authenticate: Bearer"
                 );
             }
-            None
+            Ok(None)
         }
     }
 }
@@ -470,6 +482,8 @@ fn assert_upstream_saw(stack: &Stack, sent: &[Sent]) {
     let log = stack.upstream.log();
     let got: Vec<(&str, &str)> = log.iter().map(|l| (l.method.as_str(), l.target.as_str())).collect();
     let want: Vec<(&str, &str)> = sent.iter().map(|s| (s.method.as_str(), s.target.as_str())).collect();
+    let unexpected: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(unexpected.is_empty(), "the upstream received requests the gateway should have refused: {unexpected:?}");
     assert_eq!(got, want, "the upstream received exactly the allowed requests");
     for (l, s) in log.iter().zip(sent) {
         assert_eq!(
@@ -498,9 +512,13 @@ fn run(policy: &str) -> usize {
     let stack = Stack::start(policy);
     let mut sent = Vec::new();
     let mut count = 0;
+    let mut failures = Vec::new();
     for p in pinned(policy) {
         let what = format!("{policy} pinned `{}` ({:?} {} {})", p.why, p.caller, p.method, p.target);
-        sent.extend(check(&stack, policy, &p.caller, p.method, p.target, &p.expect, &what));
+        match check(&stack, policy, &p.caller, p.method, p.target, &p.expect, &what) {
+            Ok(s) => sent.extend(s),
+            Err(e) => failures.push(e),
+        }
         count += 1;
     }
     let callers: Vec<Caller> =
@@ -513,10 +531,27 @@ fn run(policy: &str) -> usize {
         for (method, target) in requests(policy) {
             let expect = native(policy, who.as_ref(), method, target);
             let what = format!("{policy} {caller:?} {method} {target} (engine: {expect:?})");
-            sent.extend(check(&stack, policy, caller, method, target, &expect, &what));
+            match check(&stack, policy, caller, method, target, &expect, &what) {
+                Ok(s) => sent.extend(s),
+                Err(e) => failures.push(e),
+            }
             count += 1;
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} requests answered wrongly (first 40):\n{}\ngateway warnings:\n{}",
+        failures.len(),
+        failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"),
+        stack
+            .gateway
+            .output()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_upstream_saw(&stack, &sent);
     let allowed = sent.len();
     assert!(allowed > 0 && allowed < count, "{policy}: the matrix has both allows ({allowed}) and denies");
