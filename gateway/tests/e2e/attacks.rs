@@ -49,11 +49,19 @@ fn run(stack: &Stack, cases: &[Case]) -> Vec<String> {
         }
         let log = stack.upstream.log();
         if !log.is_empty() {
-            failures.push(format!(
-                "{}: the upstream received {:?}",
-                c.name,
-                log.iter().map(|l| (&l.method, &l.target)).collect::<Vec<_>>()
-            ));
+            let seen: Vec<String> = log
+                .iter()
+                .map(|l| {
+                    let framing: Vec<String> = l
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| k == "content-length" || k == "transfer-encoding")
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
+                    format!("{} {} [{}]", l.method, l.target, framing.join(", "))
+                })
+                .collect();
+            failures.push(format!("{}: the upstream received {seen:?}", c.name));
             stack.upstream.clear();
         }
     }
