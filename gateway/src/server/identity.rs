@@ -40,7 +40,11 @@ struct Key {
 
 /// The JWT verifier.
 pub(crate) struct Identity {
-    validation: Validation,
+    /// The pinned algorithms.
+    algorithms: Vec<Algorithm>,
+    /// One validation per pinned algorithm (jsonwebtoken wants every algorithm of a
+    /// validation to be of the key's family).
+    validations: Vec<(Algorithm, Validation)>,
     claims: ClaimNames,
     keys: ArcSwap<HashMap<String, Key>>,
     cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
@@ -70,17 +74,20 @@ fn next_id() -> u64 {
 
 impl Identity {
     pub(crate) fn new(cfg: &JwtConfig) -> Self {
-        let mut v = Validation::new(cfg.algorithms.first().copied().unwrap_or(Algorithm::RS256));
-        v.algorithms.clone_from(&cfg.algorithms);
-        v.set_issuer(&[&cfg.issuer]);
-        v.set_audience(&[&cfg.audience]);
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
-        v.validate_exp = true;
-        v.validate_nbf = true;
-        v.validate_aud = true;
-        v.leeway = cfg.leeway.as_secs();
+        let validation = |alg: Algorithm| {
+            let mut v = Validation::new(alg);
+            v.set_issuer(&[&cfg.issuer]);
+            v.set_audience(&[&cfg.audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            v.validate_aud = true;
+            v.leeway = cfg.leeway.as_secs();
+            (alg, v)
+        };
         Self {
-            validation: v,
+            algorithms: cfg.algorithms.clone(),
+            validations: cfg.algorithms.iter().map(|a| validation(*a)).collect(),
             claims: cfg.claims.clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
@@ -101,8 +108,7 @@ impl Identity {
                 None => None,
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| key_err(e.to_string()))?;
-            let usable =
-                self.validation.algorithms.iter().any(|a| a.family() == key.family() && alg.is_none_or(|k| k == *a));
+            let usable = self.algorithms.iter().any(|a| a.family() == key.family() && alg.is_none_or(|k| k == *a));
             if usable {
                 keys.insert(kid, Key { key, alg });
             }
@@ -142,9 +148,8 @@ impl Identity {
     fn verify_uncached(&self, token: &str) -> Result<Verified, TokenError> {
         // `alg: none` and unknown algorithms fail here: `Algorithm` has no such variant.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(TokenError::Invalid);
-        }
+        let validation = self.validations.iter().find(|(a, _)| *a == header.alg).map(|(_, v)| v);
+        let validation = validation.ok_or(TokenError::Invalid)?;
         // Keys come from the configured key set only (never `jwk` / `jku` / `x5u` of the header).
         let keys = self.keys.load();
         let key = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or(TokenError::UnknownKey)?;
@@ -152,16 +157,14 @@ impl Identity {
             return Err(TokenError::Invalid);
         }
         let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    JwtErrorKind::ExpiredSignature => TokenError::Expired,
-                    JwtErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                    JwtErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-                    JwtErrorKind::InvalidAudience => TokenError::WrongAudience,
-                    JwtErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
-                    JwtErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
-                    _ => TokenError::Invalid,
-                }
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation).map_err(|e| match e.kind() {
+                JwtErrorKind::ExpiredSignature => TokenError::Expired,
+                JwtErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                JwtErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                JwtErrorKind::InvalidAudience => TokenError::WrongAudience,
+                JwtErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
+                JwtErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+                _ => TokenError::Invalid,
             })?;
         let claims = data.claims;
         let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Invalid)?;
@@ -189,4 +192,48 @@ pub(crate) fn principal_from_claims(claims: &Map<String, Value>, names: &ClaimNa
         Some(_) => return None,
     };
     Some(Principal { id, status, attributes, assignments })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::server::config::KeySource;
+
+    fn config() -> JwtConfig {
+        JwtConfig {
+            issuer: "rolescope-demo".into(),
+            audience: "rolescope-gateway".into(),
+            algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+            keys: KeySource::File("unused".into()),
+            leeway: Duration::from_secs(0),
+            claims: ClaimNames {
+                subject: "sub".into(),
+                status: "status".into(),
+                assignments: "assignments".into(),
+                attributes: "attributes".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_demo_token_verifies() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/keys");
+        let id = Identity::new(&config());
+        assert_eq!(id.set_keys(&std::fs::read(dir.join("jwks.json")).unwrap_or_default()).ok(), Some(2));
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims =
+            serde_json::json!({"iss": "rolescope-demo", "aud": "rolescope-gateway", "sub": "ana", "exp": now + 60});
+        let pem = std::fs::read(dir.join("demo-rs256.pem")).unwrap_or_default();
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("demo-rs256".into());
+        let token = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap())
+            .unwrap_or_default();
+        let keys = id.keys.load();
+        let key = keys.get("demo-rs256").map(|k| &k.key);
+        assert!(key.is_some());
+        let v = id.verify(&token, now);
+        assert_eq!(v.map(|v| v.principal.id.clone()).ok().as_deref(), Some("ana"));
+    }
 }
