@@ -2,4 +2,4 @@
 //! module, run by wasmtime as the gateway runs it; see `rolescope_fuzz::abi::run`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rolescope_fuzz::abi::run(data));
+libfuzzer_sys::fuzz_target!(init: rolescope_fuzz::abi::init(), |data: &[u8]| rolescope_fuzz::abi::run(data));

@@ -35,7 +35,7 @@ fn compiled() -> &'static Compiled {
         let mut cfg = Config::new();
         cfg.consume_fuel(true);
         let engine = Engine::new(&cfg).expect("engine");
-        let module = Module::new(&engine, wasm).expect("module");
+        let module = cached_module(&engine, &wasm);
         let mut linker: Linker<()> = Linker::new(&engine);
         linker.define_unknown_imports_as_traps(&module).expect("trap imports");
         let pre = linker.instantiate_pre(&module).expect("instantiate_pre");
@@ -51,6 +51,38 @@ fn compiled() -> &'static Compiled {
             .collect();
         Compiled { engine, pre, bundles }
     })
+}
+
+/// Compile the module, or load it from `fuzz/target/` where an earlier run left it compiled
+/// (compiling the engine module with an instrumented cranelift takes a minute).
+fn cached_module(engine: &Engine, wasm: &[u8]) -> Module {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    wasm.hash(&mut h);
+    let path = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+        .join(format!("rolescope-{:016x}.cwasm", h.finish()));
+    if path.exists() {
+        // SAFETY: the file was written by `Module::serialize` of this very build (same
+        // wasmtime, same configuration; wasmtime checks both and refuses a mismatch) into the
+        // fuzz crate's own target folder.
+        if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
+            return m;
+        }
+    }
+    let module = Module::new(engine, wasm).expect("module");
+    if let Ok(bytes) = module.serialize() {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    module
+}
+
+/// Compile the module and prepare the seed bundles (call from the fuzz target's `init`, so
+/// that the first input is not charged with it).
+pub fn init() {
+    let _ = compiled();
 }
 
 /// One fresh instance and its exports.
@@ -104,14 +136,14 @@ impl Guest {
     /// `rs_input(len)` and copy `bytes` there.
     fn put(&mut self, bytes: &[u8]) -> u32 {
         let len = u32::try_from(bytes.len()).expect("small input");
-        let ptr = self.call(self.input, len, "rs_input");
+        let ptr = self.call(self.input.clone(), len, "rs_input");
         self.memory.write(&mut self.store, ptr as usize, bytes).expect("the input buffer lies in memory");
         len
     }
 
     fn output(&mut self) -> Vec<u8> {
-        let ptr = self.call(self.out_ptr, (), "rs_output_ptr") as usize;
-        let len = self.call(self.out_len, (), "rs_output_len") as usize;
+        let ptr = self.call(self.out_ptr.clone(), (), "rs_output_ptr") as usize;
+        let len = self.call(self.out_len.clone(), (), "rs_output_len") as usize;
         let mut out = vec![0; len];
         self.memory.read(&self.store, ptr, &mut out).expect("the output buffer lies in memory");
         out
@@ -161,7 +193,7 @@ pub fn run(data: &[u8]) {
     let Some(bundle) = c.bundles.get(usize::from(first) % c.bundles.len()) else { return };
     let mut g = Guest::new(c);
     let len = g.put(bundle.as_bytes());
-    assert_eq!(g.call(g.load, len, "rs_load_bundle"), 0, "a seed bundle loads");
+    assert_eq!(g.call(g.load.clone(), len, "rs_load_bundle"), 0, "a seed bundle loads");
     let mut native = Policy::from_bundle(bundle).expect("a seed bundle loads natively");
     let mut live: HashSet<u32> = HashSet::new();
     let mut ops = 0;
@@ -174,7 +206,7 @@ pub fn run(data: &[u8]) {
             0 => {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
-                let code = g.call(g.load, len, "rs_load_bundle");
+                let code = g.call(g.load.clone(), len, "rs_load_bundle");
                 let expected = match std::str::from_utf8(chunk) {
                     Err(_) => -1,
                     Ok(text) => match Policy::from_bundle(text) {
@@ -195,7 +227,7 @@ pub fn run(data: &[u8]) {
             1 => {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
-                let code = g.call(g.principal, len, "rs_principal");
+                let code = g.call(g.principal.clone(), len, "rs_principal");
                 let native_ok =
                     serde_json::from_slice(chunk).ok().is_some_and(|p| native.prepare_principal(&p).is_ok());
                 match u32::try_from(code) {
@@ -212,7 +244,7 @@ pub fn run(data: &[u8]) {
             2 => {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
-                let code = g.call(g.decide, len, "rs_decide");
+                let code = g.call(g.decide.clone(), len, "rs_decide");
                 let handle = Bytes(chunk).u32();
                 if code < 0 {
                     assert_eq!(code, -1, "rs_decide answer");
@@ -224,7 +256,7 @@ pub fn run(data: &[u8]) {
             3 => {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
-                let code = g.call(g.check_json, len, "rs_check_json");
+                let code = g.call(g.check_json.clone(), len, "rs_check_json");
                 match serde_json::from_slice::<Request>(chunk) {
                     Ok(req) => {
                         let report = native.check_report(&req);
@@ -240,7 +272,7 @@ pub fn run(data: &[u8]) {
                 let Some(h) = bytes.u32() else { break };
                 // small handles mostly, to hit live ones
                 let h = if h & 0x8000_0000 == 0 { h % 8 } else { h };
-                g.call(g.free, h, "rs_principal_free");
+                g.call(g.free.clone(), h, "rs_principal_free");
                 live.remove(&h);
             }
             5 => {
@@ -248,17 +280,23 @@ pub fn run(data: &[u8]) {
                 let Some(chunk) = bytes.chunk() else { break };
                 let Some(extra) = bytes.u32() else { break };
                 let len = g.put(chunk).saturating_add(extra.max(1));
-                for (f, what) in
-                    [(g.decide, "rs_decide"), (g.check_json, "rs_check_json"), (g.principal, "rs_principal")]
-                {
+                for (f, what) in [
+                    (g.decide.clone(), "rs_decide"),
+                    (g.check_json.clone(), "rs_check_json"),
+                    (g.principal.clone(), "rs_principal"),
+                ] {
                     assert_eq!(g.call(f, len, what), -1, "{what} with a length past the input");
                 }
-                assert_eq!(g.call(g.load, len, "rs_load_bundle"), -1, "rs_load_bundle with a length past the input");
+                assert_eq!(
+                    g.call(g.load.clone(), len, "rs_load_bundle"),
+                    -1,
+                    "rs_load_bundle with a length past the input"
+                );
             }
             _ => {
                 // a bare rs_input resize, then reading the output buffer
                 let Some(n) = bytes.u16() else { break };
-                g.call(g.input, u32::from(n), "rs_input");
+                g.call(g.input.clone(), u32::from(n), "rs_input");
                 let _ = g.output();
             }
         }
