@@ -117,6 +117,11 @@ def main():
         ops += bytes([1]) + chunk(principal)  # rs_principal -> handle 0
         ops += bytes([2]) + chunk(compact(0, res["kind"], req["action"], res["scope"], res.get("id", "")))
         ops += bytes([3]) + chunk(json.dumps(req, separators=(",", ":")).encode())
+        for k, r in enumerate(routes(SEEDS[i])[n % 5 :: 7]):
+            method, path = r.split(" ", 1)
+            target = fill(path, ("o1", "acme", "%2e%2e", "x")[k % 4]).encode()
+            who = bytes([2 if k % 2 else 0])  # handle of the principal above, or anonymous
+            ops += bytes([7]) + who + chunk(method.encode()) + chunk(target) + bytes([1]) + chunk(b"x-org") + chunk(b"o1")
         if n % 2:
             ops += bytes([4]) + struct.pack("<I", 0)  # free handle 0, then decide with it
             ops += bytes([2]) + chunk(compact(0, res["kind"], req["action"], res["scope"], ""))

@@ -6,13 +6,15 @@
 //! Each input gets a fresh instance with one seed policy's bundle loaded, then runs a sequence
 //! of operations decoded from the bytes. Checked: no call traps or runs out of fuel (the guest
 //! never panics on input); every answer is in the documented range; an allowed answer carries
-//! reason `allowed`; a handle that was never issued, or was freed, never decides; bundle loads
-//! and `rs_check_json` answer exactly as the native engine does on the same bytes.
+//! reason `allowed`; a handle that was never issued, or was freed, never decides; bundle loads,
+//! `rs_principal`, `rs_check_json` and `rs_authorize` (HTTP requests through the route table:
+//! normalization, routing and the decision, for anonymous callers and prepared principals)
+//! answer exactly as the native engine does on the same bytes.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use rolescope_engine::{Policy, Reason, Request, Source};
+use rolescope_engine::{HttpDecision, HttpRequest, Policy, PreparedPrincipal, Reason, Request, Source};
 use wasmtime::{Config, Engine, InstancePre, Linker, Memory, Module, Store, TypedFunc};
 
 use crate::checks::SEEDS;
@@ -97,6 +99,8 @@ struct Guest {
     free: TypedFunc<u32, ()>,
     decide: TypedFunc<u32, i32>,
     check_json: TypedFunc<u32, i32>,
+    /// ABI v2 (absent from a version 1 module).
+    authorize: Option<TypedFunc<(i32, u32), i32>>,
 }
 
 impl Guest {
@@ -119,6 +123,7 @@ impl Guest {
             free: f!("rs_principal_free"),
             decide: f!("rs_decide"),
             check_json: f!("rs_check_json"),
+            authorize: instance.get_typed_func(&mut store, "rs_authorize").ok(),
             memory,
             store,
         }
@@ -185,6 +190,36 @@ fn assert_decision_code(code: i32, what: &str) {
     assert!((code & 1 == 1) == (reason == Reason::Allowed), "{what}: answer {code} ({reason:?})");
 }
 
+fn text(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok()
+}
+
+/// `rs_authorize`'s output decodes to the native decision (all but the free-text detail).
+fn assert_http_decision(out: &[u8], d: &HttpDecision) {
+    let mut b = Bytes(out);
+    let head = [b.u8(), b.u8(), b.u8()];
+    assert_eq!(head, [Some(u8::from(d.allowed())), Some(d.reason().code()), Some(u8::from(d.public()))]);
+    let mut fields = Vec::new();
+    for _ in 0..7 {
+        let n = b.u32().expect("a field length");
+        if n == u32::MAX {
+            fields.push(None);
+            continue;
+        }
+        let n = n as usize;
+        assert!(n <= b.0.len(), "a field runs past the output");
+        let (s, rest) = b.0.split_at(n);
+        b.0 = rest;
+        fields.push(Some(String::from_utf8(s.to_vec()).expect("UTF-8 field")));
+    }
+    assert!(b.0.is_empty(), "bytes after the decision");
+    let native = [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id()];
+    for (i, (w, n)) in fields.iter().zip(native).enumerate() {
+        assert_eq!(w.as_deref(), n, "field {i} of the HTTP decision");
+    }
+    assert_eq!(fields.get(6).is_some_and(Option::is_some), d.detail().is_some(), "detail presence");
+}
+
 /// Run one fuzz input (see the module docs).
 pub fn run(data: &[u8]) {
     let c = compiled();
@@ -195,14 +230,14 @@ pub fn run(data: &[u8]) {
     let len = g.put(bundle.as_bytes());
     assert_eq!(g.call(g.load.clone(), len, "rs_load_bundle"), 0, "a seed bundle loads");
     let mut native = Policy::from_bundle(bundle).expect("a seed bundle loads natively");
-    let mut live: HashSet<u32> = HashSet::new();
+    let mut live: HashMap<u32, PreparedPrincipal> = HashMap::new();
     let mut ops = 0;
     while let Some(op) = bytes.u8() {
         ops += 1;
         if ops > 64 {
             break;
         }
-        match op % 7 {
+        match op % 8 {
             0 => {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
@@ -228,16 +263,15 @@ pub fn run(data: &[u8]) {
                 let Some(chunk) = bytes.chunk() else { break };
                 let len = g.put(chunk);
                 let code = g.call(g.principal.clone(), len, "rs_principal");
-                let native_ok =
-                    serde_json::from_slice(chunk).ok().is_some_and(|p| native.prepare_principal(&p).is_ok());
+                let prepared = serde_json::from_slice(chunk).ok().and_then(|p| native.prepare_principal(&p).ok());
                 match u32::try_from(code) {
                     Ok(h) => {
-                        assert!(native_ok, "rs_principal accepted what the engine refuses");
-                        assert!(live.insert(h), "handle {h} issued twice");
+                        let p = prepared.expect("rs_principal accepted what the engine refuses");
+                        assert!(live.insert(h, p).is_none(), "handle {h} issued twice");
                     }
                     Err(_) => {
                         assert_eq!(code, -1, "rs_principal answer");
-                        assert!(!native_ok, "rs_principal refused what the engine accepts");
+                        assert!(prepared.is_none(), "rs_principal refused what the engine accepts");
                     }
                 }
             }
@@ -249,7 +283,10 @@ pub fn run(data: &[u8]) {
                 if code < 0 {
                     assert_eq!(code, -1, "rs_decide answer");
                 } else {
-                    assert!(handle.is_some_and(|h| live.contains(&h)), "a decision for a handle never issued or freed");
+                    assert!(
+                        handle.is_some_and(|h| live.contains_key(&h)),
+                        "a decision for a handle never issued or freed"
+                    );
                     assert_decision_code(code, "rs_decide");
                 }
             }
@@ -292,6 +329,46 @@ pub fn run(data: &[u8]) {
                     -1,
                     "rs_load_bundle with a length past the input"
                 );
+            }
+            7 => {
+                let Some(f) = g.authorize.clone() else { continue };
+                let Some(who) = bytes.u8() else { break };
+                let (Some(method), Some(target), Some(n)) = (bytes.chunk(), bytes.chunk(), bytes.u8()) else { break };
+                let mut headers = Vec::new();
+                for _ in 0..n % 4 {
+                    let (Some(name), Some(value)) = (bytes.chunk(), bytes.chunk()) else { break };
+                    headers.push((name, value));
+                }
+                let handle: i32 = match who % 4 {
+                    0 | 1 => -1,
+                    2 => live.keys().min().map_or(0, |h| *h as i32),
+                    _ => i32::from(who),
+                };
+                let mut req = Vec::new();
+                req.extend_from_slice(&(method.len() as u16).to_le_bytes());
+                req.extend_from_slice(method);
+                req.extend_from_slice(&(target.len() as u32).to_le_bytes());
+                req.extend_from_slice(target);
+                req.extend_from_slice(&(headers.len() as u16).to_le_bytes());
+                for (name, value) in &headers {
+                    req.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                    req.extend_from_slice(name);
+                    req.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                    req.extend_from_slice(value);
+                }
+                let len = g.put(&req);
+                let code = g.call(f, (handle, len), "rs_authorize");
+                let principal = if handle == -1 { Some(None) } else { live.get(&(handle as u32)).map(Some) };
+                let strings: Option<Vec<(&str, &str)>> =
+                    headers.iter().map(|(n, v)| Some((text(n)?, text(v)?))).collect();
+                match (principal, text(method), text(target), strings) {
+                    (Some(p), Some(method), Some(target), Some(headers)) => {
+                        let d = native.authorize_http(p, &HttpRequest { method, target, headers: &headers });
+                        assert_eq!(code, encode(d.allowed(), d.reason()), "rs_authorize vs authorize_http: {d:?}");
+                        assert_http_decision(&g.output(), &d);
+                    }
+                    _ => assert_eq!(code, -1, "rs_authorize on a malformed call"),
+                }
             }
             _ => {
                 // a bare rs_input resize, then reading the output buffer
