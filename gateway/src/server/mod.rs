@@ -12,6 +12,7 @@
 mod admin;
 mod body;
 mod config;
+mod conn;
 mod decision_log;
 mod enforce;
 mod identity;
@@ -32,18 +33,20 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::config::Limits;
 pub use self::config::{ConfigError, GatewayConfig};
+use self::conn::{AmbiguousFraming, ConnFlags, Tracked};
 use self::decision_log::DecisionLog;
 use self::enforce::Enforcer;
 use self::identity::Identity;
 use self::metrics::Metrics;
 pub use self::mint::{MintError, MintOptions, mint};
 use self::proxy::UpstreamClient;
+use self::reject::Rejection;
 use self::reload::Reloader;
 use crate::wasm_host::WasmEngine;
 
@@ -252,14 +255,36 @@ where
                     }
                 };
                 let _ = tcp.set_nodelay(true);
+                // A second descriptor of the socket, to answer 408 after hyper gave up on it.
+                let (tcp, spare) = match tcp.into_std() {
+                    Ok(std) => {
+                        let spare = std.try_clone().ok();
+                        match TcpStream::from_std(std) {
+                            Ok(tcp) => (tcp, spare),
+                            Err(_) => continue,
+                        }
+                    }
+                    Err(_) => continue,
+                };
+                let flags = Arc::new(ConnFlags::default());
+                let io = Tracked::new(tcp, Arc::clone(&flags), state.limits.max_header_bytes);
                 let handler = handler.clone();
-                let service = service_fn(move |req| {
+                let seen = Arc::clone(&flags);
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    if seen.take_ambiguous() {
+                        req.extensions_mut().insert(AmbiguousFraming);
+                    }
                     let fut = handler(req, remote);
                     async move { Ok::<_, Infallible>(fut.await) }
                 });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
+                        if e.is_timeout() && flags.mid_request() && let Some(mut spare) = spare {
+                            use std::io::Write as _;
+                            let _ = spare.write_all(&Rejection::HeaderTimeout.raw(&proxy::new_id()));
+                            let _ = spare.shutdown(std::net::Shutdown::Both);
+                        }
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

@@ -124,7 +124,10 @@ pub(crate) fn check_framing(req: &Request<Incoming>) -> Result<(), Rejection> {
     if h.get_all(header::AUTHORIZATION).iter().count() > 1 {
         return bad(BadRequest::DuplicateAuthorization);
     }
-    if h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH) {
+    // hyper drops `Content-Length` when `Transfer-Encoding` is present; the connection saw it.
+    if req.extensions().get::<super::conn::AmbiguousFraming>().is_some()
+        || (h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH))
+    {
         return bad(BadRequest::AmbiguousFraming);
     }
     if h.get_all(header::CONTENT_LENGTH).iter().count() > 1 {

@@ -103,6 +103,9 @@ pub(crate) enum Rejection {
     UpstreamUnavailable,
     /// The upstream did not answer within `limits.upstream_timeout`.
     UpstreamTimeout,
+    /// The request head did not arrive within `limits.header_timeout` (written on the raw
+    /// connection, which is then closed).
+    HeaderTimeout,
 }
 
 impl Rejection {
@@ -127,12 +130,28 @@ impl Rejection {
             }
             Rejection::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "bad_gateway", "upstream_unavailable"),
             Rejection::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream_timeout"),
+            Rejection::HeaderTimeout => (StatusCode::REQUEST_TIMEOUT, "bad_request", "header_timeout"),
         }
     }
 
     /// The reason code (as logged).
     pub(crate) fn reason(self) -> &'static str {
         self.parts().2
+    }
+
+    /// The response as bytes on the wire (for a connection hyper has given up on), with
+    /// `Connection: close`.
+    pub(crate) fn raw(self, decision_id: &str) -> Vec<u8> {
+        let (status, error, reason) = self.parts();
+        let body = serde_json::json!({ "error": error, "reason": reason, "decision_id": decision_id }).to_string();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+             x-rolescope-decision-id: {decision_id}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
     }
 
     /// The response: status, JSON body, `WWW-Authenticate: Bearer` on 401. The caller adds the
