@@ -222,27 +222,33 @@ enum Name<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, tail) = (self.buf.get(..n)?, self.buf.get(n..)?);
         self.buf = tail;
         Some(head)
     }
+    #[inline]
     fn u16(&mut self) -> Option<u16> {
         let b = self.take(2)?;
         Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
     }
+    #[inline]
     fn u32(&mut self) -> Option<u32> {
         let b = self.take(4)?;
         Some(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]))
     }
+    #[inline]
     fn str16(&mut self) -> Option<&'a str> {
         let n = self.u16()?;
         std::str::from_utf8(self.take(usize::from(n))?).ok()
     }
+    #[inline]
     fn str32(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.u32()?).ok()?;
         std::str::from_utf8(self.take(n)?).ok()
     }
+    #[inline]
     fn name16(&mut self) -> Option<Name<'a>> {
         let n = self.u16()?;
         if n & ID_FLAG != 0 {
@@ -251,6 +257,7 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(usize::from(n))?).ok().map(Name::Text)
     }
     /// A JSON object of `u32` length; `None` inside for length 0 (no JSON to parse).
+    #[inline]
     fn json32(&mut self) -> Option<Option<serde_json::Map<String, serde_json::Value>>> {
         let n = usize::try_from(self.u32()?).ok()?;
         if n == 0 {
@@ -272,6 +279,7 @@ struct Compact<'a> {
 }
 
 impl<'a> Compact<'a> {
+    #[inline]
     fn read(buf: &'a [u8]) -> Option<Self> {
         let mut r = Reader { buf };
         let q = Compact {

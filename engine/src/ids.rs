@@ -58,7 +58,26 @@ impl ResourceCache {
     }
 }
 
+/// Byte-slice equality, eight bytes at a time. In the wasm module `==` on slices calls the
+/// compiler's `memcmp`, a loop over single bytes; scope paths are compared on every cache hit
+/// and every covering assignment.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    while let (Some((x, ra)), Some((y, rb))) = (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
+        if u64::from_ne_bytes(*x) != u64::from_ne_bytes(*y) {
+            return false;
+        }
+        (a, b) = (ra, rb);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The cache key of a (kind, scope) pair.
+#[inline]
 fn key(kind: KindId, scope: &str) -> u64 {
     let mut h = FxHasher::default();
     h.write(scope.as_bytes());
@@ -78,6 +97,7 @@ impl Policy {
     }
 
     /// Number of actions of the kind `kind` (an id); `None` for an unknown id.
+    #[inline]
     pub fn action_count(&self, kind: u32) -> Option<usize> {
         self.kind(kind).map(|k| k.actions.len())
     }
@@ -113,7 +133,11 @@ impl Policy {
             cache.entries.clear();
         }
         let r = match cache.entries.entry(k) {
-            Entry::Occupied(o) if o.get().kind == kind && *o.get().scope.path == *scope => o.into_mut(),
+            Entry::Occupied(o)
+                if o.get().kind == kind && same_bytes(o.get().scope.path.as_bytes(), scope.as_bytes()) =>
+            {
+                o.into_mut()
+            }
             slot => {
                 let fresh = self.prepare_resource_of(kind, scope, id, &serde_json::Map::new())?;
                 match slot {
@@ -126,7 +150,7 @@ impl Policy {
                 }
             }
         };
-        if r.id != id {
+        if !same_bytes(r.id.as_bytes(), id.as_bytes()) {
             r.id.clear();
             r.id.push_str(id);
         }
@@ -290,6 +314,16 @@ roles:
             p.cached_resource(&mut cache, 99, "msp:m", "").expect_err("bad id").reason(),
             Reason::InvalidRequest
         );
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let words = ["", "a", "msp:m", "msp:mist/org:o1", "msp:mist/org:o1/site:s1", "msp:mist/org:o1/site:s2"];
+        for a in words {
+            for b in words {
+                assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+            }
+        }
     }
 
     #[test]

@@ -238,7 +238,11 @@ impl ScopeKey {
     pub(crate) fn within(&self, other: &ScopeKey) -> bool {
         let d = other.depth();
         self.hashes.get(d) == Some(&other.last_hash())
-            && self.path.as_bytes().get(..other.path.len()) == Some(other.path.as_bytes())
+            && self
+                .path
+                .as_bytes()
+                .get(..other.path.len())
+                .is_some_and(|p| crate::ids::same_bytes(p, other.path.as_bytes()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The module could not be compiled, or does not implement the plain ABI (version 1).
+    /// The module could not be compiled, or does not implement the plain ABI (version 2).
     Module,
     /// The module could not be instantiated (e.g. its initial memory exceeds the limit), or the
     /// epoch ticker could not be started.

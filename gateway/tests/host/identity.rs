@@ -105,9 +105,17 @@ fn the_module_is_wasm_bindgen_output_with_no_start_section() {
     // wasm-bindgen's processed module: JS glue imports, and both faces exported.
     assert!(imports.iter().any(|i| i.ends_with("::__wbindgen_init_externref_table")), "{imports:?}");
     assert!(imports.iter().all(|i| i.starts_with("./rolescope_wasm_bg.js::")), "{imports:?}");
-    for name in
-        ["memory", "rs_abi_version", "rs_input", "rs_decide", "rs_check_json", "policy_compile", "__wbindgen_start"]
-    {
+    for name in [
+        "memory",
+        "rs_abi_version",
+        "rs_input",
+        "rs_names",
+        "rs_decide",
+        "rs_authorize",
+        "rs_check_json",
+        "policy_compile",
+        "__wbindgen_start",
+    ] {
         assert!(exports.iter().any(|e| e == name), "no export `{name}`");
     }
     // No start section (id 8): instantiating runs no code, so no glue import is called.
