@@ -9,30 +9,45 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Marks a request whose head had both `Content-Length` and `Transfer-Encoding` (a request
-/// extension; `proxy::check_framing` refuses it).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AmbiguousFraming;
+/// What the head of the request being served showed that hyper does not pass on (a request
+/// extension; `proxy::check_framing` refuses the request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadFinding {
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    AmbiguousFraming,
+    /// A `#` in the request target (the `http` crate drops the fragment silently).
+    Fragment,
+}
+
+const AMBIGUOUS: u8 = 1;
+const FRAGMENT: u8 = 2;
 
 /// Facts about the connection, shared with the service and the connection task.
 #[derive(Debug, Default)]
 pub(crate) struct ConnFlags {
-    /// The head being served had both `Content-Length` and `Transfer-Encoding`.
-    ambiguous: AtomicBool,
+    /// What the head being served showed (`AMBIGUOUS`, `FRAGMENT` bits).
+    findings: AtomicU8,
     /// Bytes of a request arrived since the last response started.
     mid_request: AtomicBool,
 }
 
 impl ConnFlags {
-    /// Whether the request now served was framed ambiguously (and forget it).
-    pub(crate) fn take_ambiguous(&self) -> bool {
-        self.ambiguous.swap(false, Ordering::Relaxed)
+    /// What the head of the request now served showed (and forget it).
+    pub(crate) fn take_finding(&self) -> Option<HeadFinding> {
+        let bits = self.findings.swap(0, Ordering::Relaxed);
+        if bits & AMBIGUOUS != 0 {
+            Some(HeadFinding::AmbiguousFraming)
+        } else if bits & FRAGMENT != 0 {
+            Some(HeadFinding::Fragment)
+        } else {
+            None
+        }
     }
 
     /// Whether a request was in progress (for the header timeout).
@@ -86,8 +101,15 @@ impl Tracked {
     fn finish(&mut self, head: &[u8]) {
         self.scanning = false;
         self.carry.clear();
+        let mut bits = 0;
         if ambiguous(head) {
-            self.flags.ambiguous.store(true, Ordering::Relaxed);
+            bits |= AMBIGUOUS;
+        }
+        if fragment(head) {
+            bits |= FRAGMENT;
+        }
+        if bits != 0 {
+            self.flags.findings.store(bits, Ordering::Relaxed);
         }
     }
 }
@@ -107,6 +129,12 @@ fn ambiguous(head: &[u8]) -> bool {
         te |= name.eq_ignore_ascii_case(b"transfer-encoding");
     }
     cl && te
+}
+
+/// A `#` in the request line's target.
+fn fragment(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.split(|b| *b == b' ').nth(1).is_some_and(|target| target.contains(&b'#'))
 }
 
 impl AsyncRead for Tracked {
@@ -164,6 +192,8 @@ mod tests {
         assert!(ambiguous(b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n"));
         assert!(!ambiguous(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n"));
         assert!(!ambiguous(b"POST /content-length HTTP/1.1\r\nX-Transfer-Encoding: chunked\r\n\r\n"));
+        assert!(fragment(b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!fragment(b"GET /a HTTP/1.1\r\nX-A: #\r\n\r\n"));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
     }

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 
 use self::config::Limits;
 pub use self::config::{ConfigError, GatewayConfig};
-use self::conn::{AmbiguousFraming, ConnFlags, Tracked};
+use self::conn::{ConnFlags, Tracked};
 use self::decision_log::DecisionLog;
 use self::enforce::Enforcer;
 use self::identity::Identity;
@@ -271,8 +271,8 @@ where
                 let handler = handler.clone();
                 let seen = Arc::clone(&flags);
                 let service = service_fn(move |mut req: Request<Incoming>| {
-                    if seen.take_ambiguous() {
-                        req.extensions_mut().insert(AmbiguousFraming);
+                    if let Some(finding) = seen.take_finding() {
+                        req.extensions_mut().insert(finding);
                     }
                     let fut = handler(req, remote);
                     async move { Ok::<_, Infallible>(fut.await) }

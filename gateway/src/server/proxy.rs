@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::State;
 use super::body::{Body, stream};
+use super::conn::HeadFinding;
 use super::decision_log::{DecisionRecord, now_rfc3339};
 use super::enforce::{HttpQuery, Verdict};
 use super::identity::Verified;
@@ -124,10 +125,14 @@ pub(crate) fn check_framing(req: &Request<Incoming>) -> Result<(), Rejection> {
     if h.get_all(header::AUTHORIZATION).iter().count() > 1 {
         return bad(BadRequest::DuplicateAuthorization);
     }
-    // hyper drops `Content-Length` when `Transfer-Encoding` is present; the connection saw it.
-    if req.extensions().get::<super::conn::AmbiguousFraming>().is_some()
-        || (h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH))
-    {
+    // What hyper does not pass on; the connection saw it in the head.
+    match req.extensions().get::<HeadFinding>() {
+        Some(HeadFinding::AmbiguousFraming) => return bad(BadRequest::AmbiguousFraming),
+        // the engine refuses a `#` in a target; the `http` crate has dropped it by now
+        Some(HeadFinding::Fragment) => return Err(Rejection::Denied(rolescope_engine::Reason::InvalidPath)),
+        None => {}
+    }
+    if h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH) {
         return bad(BadRequest::AmbiguousFraming);
     }
     if h.get_all(header::CONTENT_LENGTH).iter().count() > 1 {

@@ -111,6 +111,50 @@ struct Seen {
     etag: Option<String>,
 }
 
+impl Seen {
+    /// New content of a file (its stamp changed, or `force`, and its hash is new), with its
+    /// name.
+    async fn file(&mut self, path: &Path, force: bool, what: &str) -> Option<(Bytes, String)> {
+        let now = stamp(path);
+        if !force && now == self.stamp {
+            return None;
+        }
+        self.stamp = now;
+        match tokio::fs::read(path).await {
+            Ok(bytes) => self.fresh(Bytes::from(bytes)).map(|b| (b, path.display().to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot read the {what}");
+                None
+            }
+        }
+    }
+
+    /// New content behind a URL (conditional GET unless `force`), with the URL.
+    async fn url(&mut self, client: &UpstreamClient, uri: &Uri, force: bool, what: &str) -> Option<(Bytes, String)> {
+        match fetch(client, uri, self.etag.as_deref().filter(|_| !force)).await {
+            Ok(Fetched::NotModified) => None,
+            Ok(Fetched::Body { bytes, etag }) => {
+                self.etag = etag;
+                self.fresh(bytes).map(|b| (b, uri.to_string()))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the {what}");
+                None
+            }
+        }
+    }
+
+    /// `bytes` unless they are what was tried last.
+    fn fresh(&mut self, bytes: Bytes) -> Option<Bytes> {
+        let h = sha256(&bytes);
+        if self.hash == Some(h) {
+            return None;
+        }
+        self.hash = Some(h);
+        Some(bytes)
+    }
+}
+
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
@@ -187,79 +231,25 @@ impl Reloader {
     /// not change, fetch URLs unconditionally. Content already tried (loaded or refused) is not
     /// loaded again.
     pub(crate) async fn tick(&mut self, force: bool) {
-        if let Some(keys) = self.keys.clone() {
-            self.tick_keys(&keys, force).await;
+        let watch = force || self.watch;
+        let keys = match self.keys.clone() {
+            Some(KeySource::File(path)) if watch => self.key_seen.file(&path, force, "key set").await,
+            Some(KeySource::Url(uri)) => self.key_seen.url(&self.state.client, &uri, force, "key set").await,
+            _ => None,
+        };
+        if let Some((bytes, origin)) = keys {
+            load_keys(&self.state, &bytes, &origin);
         }
         if self.state.enforcer.is_none() {
             return;
         }
-        if let Some(path) = self.bundle_file.clone()
-            && (force || self.watch)
-        {
-            let now = stamp(&path);
-            if force || now != self.bundle.stamp {
-                self.bundle.stamp = now;
-                match tokio::fs::read(&path).await {
-                    Ok(bytes) => {
-                        let h = sha256(&bytes);
-                        if self.bundle.hash != Some(h) {
-                            self.bundle.hash = Some(h);
-                            let _ = load_bundle(&self.state, Bytes::from(bytes), &path.display().to_string()).await;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot read the policy bundle"),
-                }
-            }
-        }
-        if let Some(uri) = self.bundle_url.clone() {
-            match fetch(&self.state.client, &uri, self.bundle.etag.as_deref().filter(|_| !force)).await {
-                Ok(Fetched::NotModified) => {}
-                Ok(Fetched::Body { bytes, etag }) => {
-                    self.bundle.etag = etag;
-                    let h = sha256(&bytes);
-                    if self.bundle.hash != Some(h) {
-                        self.bundle.hash = Some(h);
-                        let _ = load_bundle(&self.state, bytes, &uri.to_string()).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot fetch the policy bundle"),
-            }
-        }
-    }
-
-    async fn tick_keys(&mut self, keys: &KeySource, force: bool) {
-        match keys {
-            KeySource::File(path) if force || self.watch => {
-                let now = stamp(path);
-                if force || now != self.key_seen.stamp {
-                    self.key_seen.stamp = now;
-                    match tokio::fs::read(path).await {
-                        Ok(bytes) => {
-                            let h = sha256(&bytes);
-                            if self.key_seen.hash != Some(h) {
-                                self.key_seen.hash = Some(h);
-                                load_keys(&self.state, &bytes, &path.display().to_string());
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot read the key set"),
-                    }
-                }
-            }
-            KeySource::Url(uri) => {
-                match fetch(&self.state.client, uri, self.key_seen.etag.as_deref().filter(|_| !force)).await {
-                    Ok(Fetched::NotModified) => {}
-                    Ok(Fetched::Body { bytes, etag }) => {
-                        self.key_seen.etag = etag;
-                        let h = sha256(&bytes);
-                        if self.key_seen.hash != Some(h) {
-                            self.key_seen.hash = Some(h);
-                            load_keys(&self.state, &bytes, &uri.to_string());
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot fetch the key set"),
-                }
-            }
-            KeySource::File(_) => {}
+        let bundle = match (self.bundle_file.clone(), self.bundle_url.clone()) {
+            (Some(path), _) if watch => self.bundle.file(&path, force, "policy bundle").await,
+            (_, Some(uri)) => self.bundle.url(&self.state.client, &uri, force, "policy bundle").await,
+            _ => None,
+        };
+        if let Some((bytes, origin)) = bundle {
+            let _ = load_bundle(&self.state, bytes, &origin).await;
         }
     }
 

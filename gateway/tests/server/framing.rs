@@ -60,6 +60,10 @@ async fn ambiguous_and_oversized_requests_are_refused() {
     .await
     .unwrap();
     assert_eq!(a.status, 200);
+    // a fragment in the target (dropped by the URI parser) is refused, as the engine refuses it
+    let a = send(format!("GET /frag#/other HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await.unwrap();
+    assert_eq!((a.status, a.reason().as_str()), (400, "invalid_path"), "{a:?}");
+    assert!(upstream.seen().iter().all(|s| s.target != "/frag"));
     // a chunked body within the limit is streamed through, framed once
     let a = send(format!(
         "POST /chunked HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
