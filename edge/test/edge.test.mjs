@@ -12,12 +12,12 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 
-import { bin, bundleOf, httpCorpus, send, signer, startEdge, startGateway, startUpstream, token } from "./stack.mjs";
+import { bundleOf, gatewayBin, httpCorpus, send, signer, startEdge, startGateway, startUpstream, token } from "./stack.mjs";
 
 const corpus = httpCorpus();
 if (corpus === null) throw new Error("no target/parity/http.jsonl: run `cargo run -p rolescope-parity`");
 const SEEDS = [...corpus.keys()].filter((p) => p.startsWith("policies/")).sort();
-const withGateway = process.env.ROLESCOPE_WEB_SKIP_GATEWAY !== "1" && existsSync(bin("rolescope-gateway"));
+const withGateway = process.env.ROLESCOPE_WEB_SKIP_GATEWAY !== "1" && existsSync(gatewayBin());
 
 /** What a refusal must look like, from the spec (not from the worker's table). */
 function refusalOf(reason) {
@@ -64,11 +64,20 @@ for (const folder of SEEDS) {
     let upstream; // the edge's
     let gateway = null;
     let gatewayUpstream = null; // the gateway's: it gets the same requests in the same order
+    let gatewayStarting = null; // started early: it compiles the module while the edge runs
     const cases = corpus.get(folder);
     const sent = []; // [{name, req, edge: {status, error, reason}}] for the gateway comparison
 
     before(async () => {
       upstream = await startUpstream();
+      if (withGateway) {
+        gatewayStarting = startUpstream().then(async (u) => {
+          gatewayUpstream = u;
+          gateway = await startGateway(bundleOf(folder), u.url);
+          return gateway;
+        });
+        gatewayStarting.catch(() => {}); // reported by the comparison test
+      }
       edge = await startEdge(bundleOf(folder), upstream.url);
     });
     after(async () => {
@@ -125,8 +134,7 @@ for (const folder of SEEDS) {
 
     test("the gateway gives the same status, error and reason for every request", { skip: withGateway ? false : "no gateway binary (or ROLESCOPE_WEB_SKIP_GATEWAY=1)" }, async (t) => {
       assert.ok(sent.length > 0);
-      gatewayUpstream = await startUpstream();
-      gateway = await startGateway(bundleOf(folder), gatewayUpstream.url);
+      await gatewayStarting;
       const differ = [];
       for (const s of sent) {
         const res = await send(gateway.url, s.req);

@@ -26,6 +26,15 @@ export const AUDIENCE = "rolescope-gateway";
 
 export const bin = (name) => join(binDir, name);
 
+/**
+ * The gateway binary: $ROLESCOPE_GATEWAY_BIN, else the one in the binaries folder (a debug
+ * build compiles the module with an unoptimized cranelift: about 20 s a start, hence the long
+ * start-up allowance below).
+ */
+export function gatewayBin() {
+  return process.env.ROLESCOPE_GATEWAY_BIN ? resolve(process.env.ROLESCOPE_GATEWAY_BIN) : bin("rolescope-gateway");
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -219,9 +228,14 @@ export async function startGateway(bundle, upstream) {
       "",
     ].join("\n"),
   );
-  const p = start(bin("rolescope-gateway"), ["serve", "--config", config], { log: join(dir, "gateway.log") });
+  const p = start(gatewayBin(), ["serve", "--config", config], { log: join(dir, "gateway.log") });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`http://127.0.0.1:${admin}/livez`, 30000, "the gateway");
+  try {
+    await waitFor(`http://127.0.0.1:${admin}/livez`, 240000, `the gateway (${gatewayBin()})`);
+  } catch (e) {
+    await p.stop();
+    throw new Error(`${e.message}\n${p.output().slice(-3000)}`);
+  }
   return { ...p, url, admin: `http://127.0.0.1:${admin}`, config };
 }
 
