@@ -7,6 +7,7 @@
 # Writes the `## Gateway` section of BENCHMARKS.md (replacing an earlier one).
 #
 # Usage: scripts/bench-gateway.sh [--duration 15s] [--threads 2] [--connections 64] [--no-write]
+#                                 [--no-build]  (use the release binaries and module already built)
 # Needs root (or wrk and nginx installed) for `apt-get install -y wrk nginx`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,14 @@ DURATION=15s
 THREADS=2
 CONNECTIONS=64
 WRITE=1
+BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
+    --no-build) BUILD=0; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -40,11 +43,16 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # ---- binaries (release) and the engine module
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build --release --locked -q -p rolescope-gateway -p rolescope-demo-upstream -p rolescope-cli
+if [ "$BUILD" = 1 ]; then
+  cargo build --release -q -p rolescope-gateway -p rolescope-demo-upstream -p rolescope-cli
+fi
 BIN=$TARGET/release
-MODULE=${ROLESCOPE_WASM:-$TARGET/wasm/rolescope.wasm}
-if [ ! -f "$MODULE" ]; then
-  cargo xtask wasm
+# the module the npm package ships (rebuilt by the xtask when the sources changed), unless given
+if [ -n "${ROLESCOPE_WASM:-}" ]; then
+  MODULE=$ROLESCOPE_WASM
+else
+  [ "$BUILD" = 1 ] && cargo xtask wasm >&2
+  MODULE=$TARGET/wasm/rolescope.wasm
 fi
 
 WORK=$(mktemp -d /tmp/rolescope-bench.XXXXXX)
@@ -220,11 +228,13 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 NCPU=$(nproc)
 WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 SECTION=$(cat <<EOF
 ## Gateway
 
 \`scripts/bench-gateway.sh\` ($(date -u +%Y-%m-%d), $NCPU vCPU $CPU, wrk $WRK_VERSION, nginx $NGINX_VERSION;
-everything on one machine, so wrk, the proxy and the demo upstream share the cores).
+everything on one machine, so wrk, the proxy and the demo upstream share the cores; load
+average at the end of the run: $LOAD — other jobs on the machine count in it).
 wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per proxy after a 3 s warm-up, the same
 8 GET requests in rotation (Super User token, juniper-mist-msp bundle, all allowed) against the
 demo upstream (\`rolescope-demo-upstream --log-limit 0\`). The enforcing gateway verifies the
