@@ -123,3 +123,37 @@ async fn a_suspended_principal_is_denied_and_anonymous_callers_reach_public_rout
     assert_eq!(targets, ["/api/v1/msp/orgs", "/api/v1/status"]);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principals_filed_in_the_bundle_replace_the_token_claims() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    let filed = "\nprincipals:\n  ana:\n    assignments: [{ role: network_admin, scope: \"msp:mist\", tenants: [\"org:o1\"] }]\n";
+    let (bundle, _) = super::support::mist_bundle(filed);
+    let config = s.config(
+        upstream.addr,
+        &format!(
+            "policy: {{ file: bundle.json }}\nidentity:\n  principals_from_bundle: true\n  jwt: {{ issuer: rolescope-demo, audience: rolescope-gateway, jwks_file: {} }}\n",
+            super::support::keys().join("jwks.json").display()
+        ),
+    );
+    s.write("bundle.json", &bundle);
+    let gw = start(config).await;
+    let addr = gw.local_addr();
+    // the token claims super_user everywhere; the bundle files ana as a network admin of o1
+    let mut c = claims();
+    c["sub"] = "ana".into();
+    c["assignments"] = serde_json::json!([{ "role": "super_user", "scope": "msp:mist" }]);
+    let ana = sign(Algorithm::RS256, Some("demo-rs256"), &c);
+    assert_eq!(get_as(addr, "/api/v1/orgs/o1/devices", &ana).await.status, 200);
+    let a = get_as(addr, "/api/v1/orgs/o2/devices", &ana).await;
+    assert_eq!((a.status, a.reason().as_str()), (403, "out_of_scope"), "{a:?}");
+    // a subject the bundle does not file: public routes only
+    c["sub"] = "nobody".into();
+    let nobody = sign(Algorithm::RS256, Some("demo-rs256"), &c);
+    let a = get_as(addr, "/api/v1/orgs/o1/devices", &nobody).await;
+    assert_eq!((a.status, a.reason().as_str()), (403, "unknown_principal"), "{a:?}");
+    assert_eq!(get_as(addr, "/api/v1/status", &nobody).await.status, 200);
+    assert_eq!(upstream.seen().len(), 2);
+    gw.shutdown().await;
+}
