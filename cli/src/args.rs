@@ -37,6 +37,10 @@ pub(crate) enum Command {
     /// Decide one request and show every step of the evaluation.
     #[command(after_help = EXIT_CODES)]
     Explain(ExplainArgs),
+    /// Map one HTTP request through the policy's route table and decide it, as the gateway
+    /// and the edge worker do; print the HTTP decision as JSON.
+    #[command(after_help = EXIT_CODES)]
+    Route(RouteArgs),
     /// Validate a policy and write it as a bundle (JSON) for the gateway and wasm hosts.
     #[command(after_help = EXIT_CODES)]
     Build(BuildArgs),
@@ -152,6 +156,29 @@ pub(crate) struct RequestArgs {
 pub(crate) struct EvalArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
+    /// Exit 0 when allowed and 5 when denied (by default a decision exits 0 either way).
+    #[arg(long)]
+    pub(crate) exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RouteArgs {
+    /// The policy: a folder of role files (with its `routes:`), a role file, or a bundle.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) policy: PathBuf,
+    /// The request line: `METHOD /raw/target?query` (not decoded; quote it).
+    #[arg(value_name = "REQUEST")]
+    pub(crate) request: String,
+    /// The id of a principal filed with the policy (`principals:`). Without a principal the
+    /// caller is anonymous (public routes only).
+    #[arg(long, value_name = "ID", conflicts_with = "principal_json")]
+    pub(crate) principal: Option<String>,
+    /// A principal given inline as JSON: `{"id": "ana", "assignments": [...]}`.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) principal_json: Option<String>,
+    /// A request header `NAME: VALUE` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
     /// Exit 0 when allowed and 5 when denied (by default a decision exits 0 either way).
     #[arg(long)]
     pub(crate) exit_code: bool,

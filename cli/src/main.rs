@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(&a, &style),
         Command::Test(a) => commands::test::run(&a, &style),
         Command::Eval(a) => commands::eval::run_eval(&a, &style),
+        Command::Route(a) => commands::eval::run_route(&a, &style),
         Command::Explain(a) => commands::eval::run_explain(&a, &style),
         Command::Build(a) => commands::build::run(&a, &style),
         Command::Schema(a) => commands::schema::run(&a),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rolescope_engine::{Explanation, Policy, Request, Source};
 
-use crate::args::{EvalArgs, ExplainArgs, ExplainFormat};
+use crate::args::{EvalArgs, ExplainArgs, ExplainFormat, RouteArgs};
 use crate::discover::{FileKind, display, folder, kind_of, read_sources, read_text};
 use crate::error::{CliError, Exit};
 use crate::input::build_request;
@@ -82,6 +82,54 @@ pub(crate) fn run_eval(args: &EvalArgs, style: &Style) -> Result<Exit, CliError>
     let report = policy.check_report(&req);
     emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     Ok(if args.exit_code && !report.allowed { Exit::Denied } else { Exit::Ok })
+}
+
+pub(crate) fn run_route(args: &RouteArgs, style: &Style) -> Result<Exit, CliError> {
+    let Some((method, target)) = args.request.trim().split_once(' ') else {
+        return Err(CliError::usage_with(
+            format!("`{}` is not a request line", args.request),
+            "give `METHOD /target`, e.g. \"GET /api/v1/orgs/o1/devices\"",
+        ));
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            return Err(CliError::usage(format!("--header `{h}` is not `NAME: VALUE`")));
+        };
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let principal: Option<rolescope_engine::Principal> = match &args.principal_json {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| CliError::usage(format!("--principal-json is not a principal: {e}")))?,
+        ),
+    };
+    let Some(policy) = load_policy(&args.policy, style)? else { return Ok(Exit::InvalidPolicy) };
+    if !policy.has_routes() {
+        return Err(CliError::usage_with(
+            format!("policy `{}` has no route table", policy.name()),
+            "add a `routes:` section (see policies/README.md)",
+        ));
+    }
+    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let req = rolescope_engine::HttpRequest { method, target: target.trim(), headers: &header_refs };
+    let prepared = match (&args.principal, &principal) {
+        (Some(id), _) => match policy.principal(id) {
+            Some(p) => Some(std::borrow::Cow::Borrowed(p)),
+            None => {
+                return Err(CliError::usage(format!("no principal `{id}` is filed with policy `{}`", policy.name())));
+            }
+        },
+        (None, Some(p)) => match policy.prepare_principal(p) {
+            Ok(pp) => Some(std::borrow::Cow::Owned(pp)),
+            Err(e) => return Err(CliError::usage(format!("--principal-json: {e}"))),
+        },
+        (None, None) => None,
+    };
+    let decision = policy.authorize_http(prepared.as_deref(), &req);
+    emit(&format!("{}\n", serde_json::to_string_pretty(&decision)?))?;
+    Ok(if args.exit_code && !decision.allowed() { Exit::Denied } else { Exit::Ok })
 }
 
 pub(crate) fn run_explain(args: &ExplainArgs, style: &Style) -> Result<Exit, CliError> {

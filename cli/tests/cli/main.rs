@@ -9,6 +9,7 @@ mod check;
 mod corpus;
 mod eval;
 mod help;
+mod route;
 mod schema;
 mod sign;
 mod test_cmd;
