@@ -159,6 +159,14 @@ request = function()
   i = i % #paths + 1
   return wrk.format("GET", paths[i])
 end
+-- print the first few refusals of each thread (their JSON body names the reason)
+local shown = 0
+response = function(status, headers, body)
+  if status >= 300 and shown < 3 then
+    shown = shown + 1
+    io.stderr:write("non-2xx: " .. status .. " " .. (body or "") .. "\n")
+  end
+end
 EOF
 
 # sanity: the token is allowed through the enforcing gateway, and a bad one is not
@@ -167,7 +175,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ENF_PORT/api/v1/orgs/o1/devices/ap-11")
 [ "$code" = 401 ] || { echo "enforcing gateway answered $code without a token" >&2; exit 1; }
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_one() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_kb PID: resident KiB of the process and its children (nginx's workers)
+rss_kb() {
+  local total
+  total=$(rss_one "$1")
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do total=$((total + $(rss_one "$c"))); done
+  echo "$total"
+}
 
 # to_us VALUE: wrk latency (e.g. 812.00us, 1.23ms, 2.00s) in microseconds
 to_us() {
@@ -177,7 +192,7 @@ to_us() {
     printf "%.0f", n * f }'
 }
 
-declare -A RPS P50 P99 RSS
+declare -A RPS P50 P99 RSS ERR TOTAL
 run() { # name, port, pid (or empty)
   local name=$1 port=$2 pid=${3:-}
   # warm-up (connections, token cache, instance pools)
@@ -200,10 +215,10 @@ run() { # name, port, pid (or empty)
     peak=$(cat "$WORK/rss.$name" 2>/dev/null || echo 0)
   fi
   cat "$WORK/wrk.$name" >&2
-  if grep -q "Non-2xx or 3xx responses" "$WORK/wrk.$name"; then
-    echo "$name: wrk saw non-2xx responses: the mix must be allowed everywhere" >&2
-    exit 1
-  fi
+  # every request of the mix is allowed: a non-2xx answer is a failure, counted in the table
+  ERR[$name]=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$WORK/wrk.$name")
+  ERR[$name]=${ERR[$name]:-0}
+  TOTAL[$name]=$(awk '/requests in/ {print $1}' "$WORK/wrk.$name")
   RPS[$name]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$WORK/wrk.$name")
   P50[$name]=$(to_us "$(awk '$1 == "50%" {print $2}' "$WORK/wrk.$name")")
   P99[$name]=$(to_us "$(awk '$1 == "99%" {print $2}' "$WORK/wrk.$name")")
@@ -226,9 +241,16 @@ ok_rss=$(awk -v r="${RSS[enforcing]}" 'BEGIN {print (r <= 100)}')
 
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 NCPU=$(nproc)
-WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | head -1 | awk '{print $2}')
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+CAVEAT=""
+if awk -v l="${LOAD%% *}" -v n="$NCPU" 'BEGIN {exit !(l > n)}'; then
+  CAVEAT="
+**The machine was overloaded during this run** (1-minute load average ${LOAD%% *} on $NCPU vCPU, mostly
+other jobs): the percentiles mostly measure scheduling delays and the ratios are noisy. Rerun
+on an idle machine before drawing conclusions from the latency rows."
+fi
 SECTION=$(cat <<EOF
 ## Gateway
 
@@ -240,13 +262,14 @@ wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per proxy after a 3 s
 demo upstream (\`rolescope-demo-upstream --log-limit 0\`). The enforcing gateway verifies the
 RS256 token (cached until expiry), routes and decides in the wasm engine and writes no
 decision log; passthrough is the same binary with \`enforce: false\`; nginx is a plain
-\`proxy_pass\` with upstream keep-alive, 1 worker. RSS is the proxy's peak during the run.
+\`proxy_pass\` with upstream keep-alive, 1 worker. RSS is the proxy's peak during the run
+(nginx: master and worker).$CAVEAT
 
-| proxy | requests/s | p50 | p99 | peak RSS |
-| --- | ---: | ---: | ---: | ---: |
-| rolescope-gateway, enforcing | ${RPS[enforcing]} | ${P50[enforcing]} µs | ${P99[enforcing]} µs | ${RSS[enforcing]} MB |
-| rolescope-gateway, passthrough | ${RPS[passthrough]} | ${P50[passthrough]} µs | ${P99[passthrough]} µs | ${RSS[passthrough]} MB |
-| nginx (plain proxy) | ${RPS[nginx]} | ${P50[nginx]} µs | ${P99[nginx]} µs | ${RSS[nginx]} MB |
+| proxy | requests/s | p50 | p99 | peak RSS | non-2xx / requests |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| rolescope-gateway, enforcing | ${RPS[enforcing]} | ${P50[enforcing]} µs | ${P99[enforcing]} µs | ${RSS[enforcing]} MB | ${ERR[enforcing]} / ${TOTAL[enforcing]} |
+| rolescope-gateway, passthrough | ${RPS[passthrough]} | ${P50[passthrough]} µs | ${P99[passthrough]} µs | ${RSS[passthrough]} MB | ${ERR[passthrough]} / ${TOTAL[passthrough]} |
+| nginx (plain proxy) | ${RPS[nginx]} | ${P50[nginx]} µs | ${P99[nginx]} µs | ${RSS[nginx]} MB | ${ERR[nginx]} / ${TOTAL[nginx]} |
 
 | goal | target | result | |
 | --- | --- | ---: | --- |
@@ -254,6 +277,7 @@ decision log; passthrough is the same binary with \`enforce: false\`; nginx is a
 | enforcing vs nginx throughput | ≥ 1.0x | ${vs_nginx}x | $(verdict "$ok_nginx") |
 | p99 added by enforcement (enforcing − passthrough) | ≤ 50 µs | ${added_p99} µs | $(verdict "$ok_p99") |
 | enforcing gateway RSS under load | ≤ 100 MB | ${RSS[enforcing]} MB | $(verdict "$ok_rss") |
+| every request of the mix answered 2xx (all are allowed) | 0 non-2xx | ${ERR[enforcing]} | $(verdict "$([ "${ERR[enforcing]}" = 0 ] && echo 1 || echo 0)") |
 EOF
 )
 echo "$SECTION"
