@@ -1,27 +1,39 @@
 //! The JS API (wasm-bindgen). Inputs are plain JS objects shaped like the engine's wire types
-//! (`Request`, `Principal`, `Resource`); results are plain objects (see `rolescope.d.ts`).
+//! (`Request`, `Principal`, `Resource`); results are plain objects (see `index.d.ts`).
 //! Malformed input denies with a reason; only loading a policy throws (with diagnostics).
+//!
+//! Objects cross the boundary as JSON text (`JSON.stringify` in, `JSON.parse` out), read and
+//! written by serde_json: one walk in the JS engine's native code instead of one boundary call
+//! per field, the same serde code as the plain ABI (a smaller module), and the wire types'
+//! rules exactly as in every other host (`deny_unknown_fields` above all).
+//!
+//! With the feature `compiler` (the npm package's `rolescope/compiler` module) the playground
+//! API joins: `Policy.compile`, `validate`, `bundle`, `runSuite`.
 
-use js_sys::Array;
+use js_sys::{Array, JSON};
 use rolescope_engine as engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
+/// A value -> a plain JS object (`JSON.parse` of serde_json's text).
 fn to_js<T: Serialize + ?Sized>(v: &T) -> JsValue {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+    serde_json::to_string(v).ok().and_then(|text| JSON::parse(&text).ok()).unwrap_or(JsValue::NULL)
 }
 
-/// JS object -> wire type, through a JSON value so that the wire types' rules apply exactly
-/// as in every other host (`deny_unknown_fields` above all: serde-wasm-bindgen alone ignores
-/// unknown fields, which would let a JS caller get an answer the native engine refuses).
-fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, String> {
-    let value: serde_json::Value = serde_wasm_bindgen::from_value(v).map_err(|e| strip_error(&e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| e.to_string())
+/// `JSON.stringify(v)`; `undefined` (and anything else JSON cannot carry at the top) is `null`.
+fn json_text(v: &JsValue) -> Result<String, String> {
+    match JSON::stringify(v) {
+        Ok(text) => Ok(text.as_string().unwrap_or_else(|| "null".to_owned())),
+        Err(_) => Err("the value cannot be written as JSON".to_owned()),
+    }
 }
 
-fn strip_error(s: &str) -> String {
-    s.strip_prefix("Error: ").unwrap_or(s).to_owned()
+/// A JS value -> a wire type, through its JSON text. (`from_slice`, as the plain ABI reads:
+/// one instance of serde_json's reader in the module, not two.)
+fn from_js<T: DeserializeOwned>(v: &JsValue) -> Result<T, String> {
+    serde_json::from_slice(json_text(v)?.as_bytes()).map_err(|e| e.to_string())
 }
 
 #[derive(Serialize)]
@@ -36,31 +48,14 @@ fn invalid(detail: &str) -> JsValue {
     to_js(&Verdict { allowed: false, reason: engine::Reason::InvalidRequest, detail: Some(detail) })
 }
 
-#[derive(serde::Deserialize)]
-struct File {
-    name: String,
-    text: String,
-}
-
 #[derive(Serialize)]
 struct Validation<'a> {
     valid: bool,
     diagnostics: &'a [engine::Diagnostic],
 }
 
-fn compile_files(files: JsValue) -> Result<engine::Policy, JsValue> {
-    let files: Vec<File> = from_js(files).map_err(|e| JsValue::from_str(&format!("files: {e}")))?;
-    let sources: Vec<engine::Source> = files.into_iter().map(|f| engine::Source::new(f.name, f.text)).collect();
-    engine::Policy::compile(&sources).map_err(|e| to_js(&Validation { valid: false, diagnostics: e.diagnostics() }))
-}
-
-/// Validate role files (`[{name, text}]`) without keeping a policy: `{valid, diagnostics}`.
-#[wasm_bindgen]
-pub fn validate(files: JsValue) -> JsValue {
-    match compile_files(files) {
-        Ok(p) => to_js(&Validation { valid: true, diagnostics: p.warnings() }),
-        Err(e) => e,
-    }
+fn invalid_policy(e: &engine::CompileError) -> JsValue {
+    to_js(&Validation { valid: false, diagnostics: e.diagnostics() })
 }
 
 /// A principal prepared once (per token or page) for many decisions.
@@ -109,14 +104,7 @@ impl Policy {
     /// Load a bundle written by `rolescope build`. Throws `{valid: false, diagnostics}`.
     #[wasm_bindgen(js_name = fromBundle)]
     pub fn from_bundle(json: &str) -> Result<Policy, JsValue> {
-        engine::Policy::from_bundle(json)
-            .map(|inner| Policy { inner })
-            .map_err(|e| to_js(&Validation { valid: false, diagnostics: e.diagnostics() }))
-    }
-
-    /// Compile role files given as text (`[{name, text}]`). Throws `{valid: false, diagnostics}`.
-    pub fn compile(files: JsValue) -> Result<Policy, JsValue> {
-        compile_files(files).map(|inner| Policy { inner })
+        engine::Policy::from_bundle(json).map(|inner| Policy { inner }).map_err(|e| invalid_policy(&e))
     }
 
     /// The policy's name.
@@ -144,7 +132,7 @@ impl Policy {
 
     /// Decide a request: `{allowed, reason, detail?}`.
     pub fn check(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(request) {
+        match from_js::<engine::Request>(&request) {
             Ok(req) => {
                 let d = self.inner.check(&req);
                 to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
@@ -156,7 +144,7 @@ impl Policy {
     /// Decide a request and describe it: `DecisionReport`.
     #[wasm_bindgen(js_name = checkReport)]
     pub fn check_report(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(request) {
+        match from_js::<engine::Request>(&request) {
             Ok(req) => to_js(&self.inner.check_report(&req)),
             Err(e) => invalid(&e),
         }
@@ -164,7 +152,7 @@ impl Policy {
 
     /// Decide a request with every step: `Explanation`.
     pub fn explain(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(request) {
+        match from_js::<engine::Request>(&request) {
             Ok(req) => to_js(&self.inner.explain(&req)),
             Err(e) => invalid(&e),
         }
@@ -173,7 +161,7 @@ impl Policy {
     /// Prepare a principal for many decisions. Throws a message if it is malformed.
     #[wasm_bindgen(js_name = preparePrincipal)]
     pub fn prepare_principal(&self, principal: JsValue) -> Result<PreparedPrincipal, JsValue> {
-        let p: engine::Principal = from_js(principal).map_err(|e| JsValue::from_str(&e))?;
+        let p: engine::Principal = from_js(&principal).map_err(|e| JsValue::from_str(&e))?;
         self.inner
             .prepare_principal(&p)
             .map(|inner| PreparedPrincipal { inner })
@@ -199,7 +187,7 @@ impl Policy {
     /// `{reason, message}` if it is malformed (unknown kind, bad scope, bad attribute).
     #[wasm_bindgen(js_name = prepareResource)]
     pub fn prepare_resource(&self, resource: JsValue) -> Result<PreparedResource, JsValue> {
-        let r: engine::Resource = from_js(resource).map_err(|e| JsValue::from_str(&e))?;
+        let r: engine::Resource = from_js(&resource).map_err(|e| JsValue::from_str(&e))?;
         self.inner.prepare_resource(&r).map(|inner| PreparedResource { inner }).map_err(|e| {
             #[derive(Serialize)]
             struct Err<'a> {
@@ -251,14 +239,16 @@ impl Policy {
         context: JsValue,
     ) -> JsValue {
         // Rows are read one by one: a malformed row gets no actions, the others still do.
-        let rows: Vec<Option<engine::Resource>> = if Array::is_array(&resources) {
-            Array::from(&resources).iter().map(|v| from_js::<engine::Resource>(v).ok()).collect()
-        } else {
+        if !Array::is_array(&resources) {
             return Array::new().into();
-        };
+        }
+        let Ok(text) = json_text(&resources) else { return Array::new().into() };
+        let Ok(raw) = serde_json::from_slice::<Vec<&RawValue>>(text.as_bytes()) else { return Array::new().into() };
+        let rows: Vec<Option<engine::Resource>> =
+            raw.iter().map(|r| serde_json::from_slice(r.get().as_bytes()).ok()).collect();
         let ctx = match self.context(context) {
             Ok(c) => c,
-            Err(_) => return to_js(&vec![Vec::<String>::new(); rows.len()]),
+            Err(_) => return to_js(&vec![[(); 0]; rows.len()]),
         };
         let wanted: Vec<&str> = actions.iter().map(String::as_str).collect();
         let out: Vec<Vec<String>> = rows
@@ -285,7 +275,7 @@ impl Policy {
     /// May the principal assign `role` at `scope`? `AssignDecision`.
     #[wasm_bindgen(js_name = canAssign)]
     pub fn can_assign(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::AssignRequest>(request) {
+        match from_js::<engine::AssignRequest>(&request) {
             Ok(req) => to_js(&self.inner.can_assign(&req)),
             Err(e) => to_js(&engine::AssignDecision {
                 allowed: false,
@@ -298,22 +288,8 @@ impl Policy {
     /// Which invariants a set of principals breaks: `InvariantViolation[]`.
     #[wasm_bindgen(js_name = checkInvariants)]
     pub fn check_invariants(&self, principals: JsValue) -> Result<JsValue, JsValue> {
-        let ps: Vec<engine::Principal> = from_js(principals).map_err(|e| JsValue::from_str(&e))?;
+        let ps: Vec<engine::Principal> = from_js(&principals).map_err(|e| JsValue::from_str(&e))?;
         Ok(to_js(&self.inner.check_invariants(&ps)))
-    }
-
-    /// Run a test suite (YAML text) against this policy: `{report, diagnostics, coverage}`.
-    #[wasm_bindgen(js_name = runSuite)]
-    pub fn run_suite(&self, name: &str, text: &str) -> JsValue {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            report: &'a engine::SuiteReport,
-            diagnostics: &'a [engine::Diagnostic],
-            coverage: &'a engine::Coverage,
-        }
-        let mut cov = engine::CoverageTracker::new();
-        let (report, diagnostics) = self.inner.run_suite(&engine::Source::new(name, text), &mut cov);
-        to_js(&Out { report: &report, diagnostics: &diagnostics, coverage: &cov.report(&self.inner) })
     }
 }
 
@@ -323,7 +299,7 @@ impl Policy {
             return Ok(self.inner.empty_context().clone());
         }
         let map: serde_json::Map<String, serde_json::Value> =
-            from_js(context).map_err(|e| (engine::Reason::InvalidRequest, e))?;
+            from_js(&context).map_err(|e| (engine::Reason::InvalidRequest, e))?;
         self.inner.prepare_context(&map).map_err(|e| (e.reason(), e.message().to_owned()))
     }
 
@@ -332,8 +308,72 @@ impl Policy {
         resource: JsValue,
         context: JsValue,
     ) -> Result<(engine::PreparedResource, engine::PreparedContext), (engine::Reason, String)> {
-        let r: engine::Resource = from_js(resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
+        let r: engine::Resource = from_js(&resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
         let res = self.inner.prepare_resource(&r).map_err(|e| (e.reason(), e.message().to_owned()))?;
         Ok((res, self.context(context)?))
+    }
+}
+
+#[cfg(feature = "compiler")]
+pub use compiler::{bundle, validate};
+
+/// The playground API: role files as text, diagnostics as data, test suites.
+#[cfg(feature = "compiler")]
+mod compiler {
+    use rolescope_engine as engine;
+    use serde::Serialize;
+    use wasm_bindgen::prelude::*;
+
+    use super::{Policy, Validation, from_js, invalid_policy, to_js};
+
+    #[derive(serde::Deserialize)]
+    struct File {
+        name: String,
+        text: String,
+    }
+
+    fn sources(files: &JsValue) -> Result<Vec<engine::Source>, JsValue> {
+        let files: Vec<File> = from_js(files).map_err(|e| JsValue::from_str(&format!("files: {e}")))?;
+        Ok(files.into_iter().map(|f| engine::Source::new(f.name, f.text)).collect())
+    }
+
+    /// Validate role files (`[{name, text}]`) without keeping a policy: `{valid, diagnostics}`.
+    #[wasm_bindgen]
+    pub fn validate(files: JsValue) -> JsValue {
+        let compiled = sources(&files).map(|s| engine::Policy::compile(&s));
+        match compiled {
+            Ok(Ok(p)) => to_js(&Validation { valid: true, diagnostics: p.warnings() }),
+            Ok(Err(e)) => invalid_policy(&e),
+            Err(e) => e,
+        }
+    }
+
+    /// Compile role files (`[{name, text}]`) into a bundle (JSON text) for `Policy.fromBundle`
+    /// of the main module. Throws `{valid: false, diagnostics}`.
+    #[wasm_bindgen]
+    pub fn bundle(files: JsValue) -> Result<String, JsValue> {
+        engine::Policy::bundle(&sources(&files)?).map(|(_, json)| json).map_err(|e| invalid_policy(&e))
+    }
+
+    #[wasm_bindgen]
+    impl Policy {
+        /// Compile role files given as text (`[{name, text}]`). Throws `{valid: false, diagnostics}`.
+        pub fn compile(files: JsValue) -> Result<Policy, JsValue> {
+            engine::Policy::compile(&sources(&files)?).map(|inner| Policy { inner }).map_err(|e| invalid_policy(&e))
+        }
+
+        /// Run a test suite (YAML text) against this policy: `{report, diagnostics, coverage}`.
+        #[wasm_bindgen(js_name = runSuite)]
+        pub fn run_suite(&self, name: &str, text: &str) -> JsValue {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                report: &'a engine::SuiteReport,
+                diagnostics: &'a [engine::Diagnostic],
+                coverage: &'a engine::Coverage,
+            }
+            let mut cov = engine::CoverageTracker::new();
+            let (report, diagnostics) = self.inner.run_suite(&engine::Source::new(name, text), &mut cov);
+            to_js(&Out { report: &report, diagnostics: &diagnostics, coverage: &cov.report(&self.inner) })
+        }
     }
 }

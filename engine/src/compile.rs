@@ -4,7 +4,6 @@
 //! a stable code and (where useful) a hint.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use sha2::{Digest, Sha256};
 
 use crate::diag::{CompileError, Diagnostic, SourceLocation, codes};
 use crate::expr::{self, Resolver, Var};
@@ -966,20 +965,8 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         }
     }
 
-    let mut hasher = Sha256::new();
-    for s in sources {
-        hasher.update((s.name.len() as u64).to_le_bytes());
-        hasher.update(s.name.as_bytes());
-        hasher.update((s.text.len() as u64).to_le_bytes());
-        hasher.update(s.text.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let revision = format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let mut stamp_bytes = [0u8; 8];
-    for (dst, src) in stamp_bytes.iter_mut().zip(digest.iter()) {
-        *dst = *src;
-    }
-    let stamp = u64::from_le_bytes(stamp_bytes);
+    // The revision and stamp depend on the compiled form: `bundle::seal` sets them below.
+    let (revision, stamp) = (String::new(), 0);
 
     let context_defaults_copy: Box<[Option<crate::value::Value>]> = context_defaults.into_boxed_slice();
     let mut policy = Policy {
@@ -1011,6 +998,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         rules,
         delegation,
         invariants,
+        filed: Vec::new(),
         principals: FxHashMap::default(),
         principal_order: Vec::new(),
         warnings: Vec::new(),
@@ -1039,6 +1027,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     }
                     policy.principal_order.push(p.id.clone());
                     policy.principals.insert(p.id.clone(), pp);
+                    policy.filed.push(p);
                 }
                 Err(e) => cx.err(codes::BAD_ASSIGNMENT, loc(file, k), format!("principal `{}`: {}", p.id, e.message())),
             }
@@ -1048,6 +1037,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     let (mut errors, warnings): (Vec<_>, Vec<_>) = cx.diags.into_iter().partition(Diagnostic::is_error);
     if errors.is_empty() {
         policy.warnings = warnings;
+        crate::bundle::seal(&mut policy, sources)?;
         Ok(policy)
     } else {
         errors.extend(warnings);

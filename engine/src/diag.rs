@@ -40,6 +40,7 @@ impl SourceLocation {
         Self { file: file.into(), line, column, offset: None, length: 0 }
     }
 
+    #[cfg(feature = "compiler")]
     pub(crate) fn from_saphyr(file: &str, loc: &serde_saphyr::Location) -> Self {
         let span = loc.span();
         Self {
@@ -72,6 +73,7 @@ impl SourceLocation {
         self.length
     }
 
+    #[cfg(feature = "compiler")]
     /// A copy pointing `delta` bytes further on the same line (for spans inside a scalar).
     pub(crate) fn shifted(&self, delta: usize, length: usize) -> Self {
         let mut out = self.clone();
@@ -79,6 +81,29 @@ impl SourceLocation {
         out.offset = self.offset.map(|o| o.saturating_add(delta));
         out.length = length;
         out
+    }
+}
+
+/// A [`SourceLocation`] in the compiled form of a bundle: every field, in order (the
+/// `Serialize` above, for people and JS, leaves out unknown parts).
+pub(crate) mod wire_location {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SourceLocation;
+
+    pub(crate) fn serialize<S: Serializer>(l: &SourceLocation, s: S) -> Result<S::Ok, S::Error> {
+        (&l.file, l.line, l.column, l.offset.map(|o| o as u64), l.length as u64).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SourceLocation, D::Error> {
+        let (file, line, column, offset, length) = <(String, u32, u32, Option<u64>, u64)>::deserialize(d)?;
+        Ok(SourceLocation {
+            file,
+            line,
+            column,
+            offset: offset.and_then(|o| usize::try_from(o).ok()),
+            length: usize::try_from(length).unwrap_or(0),
+        })
     }
 }
 
@@ -104,10 +129,12 @@ impl Diagnostic {
         Self { severity: Severity::Error, code, message, hint: None, location }
     }
 
+    #[cfg(feature = "compiler")]
     pub(crate) fn warning(code: &'static str, location: SourceLocation, message: String) -> Self {
         Self { severity: Severity::Warning, code, message, hint: None, location }
     }
 
+    #[cfg(feature = "compiler")]
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -154,9 +181,9 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The diagnostics of a policy that failed to compile: every error found, plus warnings.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "compiler", derive(miette::Diagnostic), diagnostic(code(rolescope::invalid_policy)))]
 #[error("policy is invalid: {} error(s)", self.error_count())]
-#[diagnostic(code(rolescope::invalid_policy))]
 pub struct CompileError {
     diagnostics: Vec<Diagnostic>,
 }
@@ -176,6 +203,7 @@ impl CompileError {
 }
 
 /// Stable diagnostic codes. Documented in `policies/README.md`.
+#[cfg_attr(not(feature = "compiler"), expect(dead_code, reason = "the compiler uses all but `SYNTAX`"))]
 pub(crate) mod codes {
     pub(crate) const SYNTAX: &str = "RS001";
     pub(crate) const SHAPE: &str = "RS002";

@@ -22,9 +22,9 @@ use crate::value::Value;
 const MAX_ASSIGNMENTS: usize = 4096;
 
 /// A request that cannot be decided as given: it denies with [`RequestError::reason`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "compiler", derive(miette::Diagnostic), diagnostic(code(rolescope::invalid_request)))]
 #[error("{message}")]
-#[diagnostic(code(rolescope::invalid_request))]
 pub struct RequestError {
     reason: Reason,
     message: String,

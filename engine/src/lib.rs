@@ -3,22 +3,26 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod bundle;
+#[cfg(feature = "compiler")]
 mod compile;
 mod decision;
 mod diag;
 mod eval;
 mod expr;
 mod ids;
+#[cfg(feature = "compiler")]
 mod model;
 mod policy;
 mod request;
 mod route;
 #[cfg(feature = "schema")]
 pub mod schema;
+#[cfg(feature = "compiler")]
 mod suite;
 mod value;
 
 pub use bundle::BUNDLE_FORMAT;
+#[cfg(feature = "compiler")]
 pub use compile::Source;
 pub use decision::{
     AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, InvariantViolation, MatchedRule,
@@ -30,8 +34,10 @@ pub use ids::ResourceCache;
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
 pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
 pub use route::{HttpDecision, HttpRequest, RoutedRequest};
+#[cfg(feature = "compiler")]
 pub use suite::{CaseResult, Coverage, CoverageTracker, HttpCase, SuiteFixtures, SuiteReport, Uncovered};
 
+#[cfg(feature = "compiler")]
 impl Policy {
     /// Parse, validate and compile role files (YAML, or JSON for names ending in `.json`)
     /// into one policy. All errors in all files are reported at once.

@@ -1,6 +1,7 @@
 //! The compiled policy: interned ids, action bitsets and precomputed role closures.
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, SourceLocation};
 use crate::expr::Expr;
@@ -19,7 +20,7 @@ pub(crate) fn bit(action: u8) -> ActionSet {
 }
 
 /// How decisions combine several assignments that cover the same scope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Combine {
     /// Every covering assignment contributes its grants and denies.
@@ -29,22 +30,30 @@ pub enum Combine {
     HighestRank,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Level {
     pub(crate) name: String,
     pub(crate) parent: Option<LevelId>,
     pub(crate) tenant: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Kind {
     pub(crate) name: String,
     pub(crate) actions: Vec<String>,
+    /// Rebuilt from `actions` when a bundle is loaded.
+    #[serde(skip)]
     pub(crate) action_index: FxHashMap<String, u8>,
     /// Action names plus permission levels defined for this kind.
+    #[serde(with = "sorted")]
     pub(crate) vocab: FxHashMap<String, ActionSet>,
     /// Global resource attribute id -> type, for attributes this kind declares.
+    #[serde(with = "sorted")]
     pub(crate) attrs: FxHashMap<u16, Type>,
+    /// Rebuilt from `attrs` and the policy's attribute names when a bundle is loaded.
+    #[serde(skip)]
     pub(crate) attr_names: FxHashMap<String, u16>,
     /// Default values of attributes, by global resource attribute id.
     pub(crate) defaults: Vec<(u16, Value)>,
@@ -52,13 +61,14 @@ pub(crate) struct Kind {
     pub(crate) levels: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Effect {
     Grant,
     Deny,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Rule {
     pub(crate) effect: Effect,
     /// The role that declares the rule (`None` for policy-wide denies).
@@ -66,11 +76,13 @@ pub(crate) struct Rule {
     pub(crate) cond: Option<Expr>,
     pub(crate) cond_text: Option<String>,
     pub(crate) description: Option<String>,
+    #[serde(with = "crate::diag::wire_location")]
     pub(crate) location: SourceLocation,
     pub(crate) targets: Vec<(KindId, ActionSet)>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Entry {
     pub(crate) actions: ActionSet,
     pub(crate) rule: RuleId,
@@ -78,7 +90,8 @@ pub(crate) struct Entry {
 }
 
 /// The rules one role (with everything it includes) has for one kind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct KindRules {
     pub(crate) kind: KindId,
     /// Actions granted without a condition.
@@ -90,7 +103,8 @@ pub(crate) struct KindRules {
 }
 
 /// Rules indexed by kind (sorted by kind id for binary search).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RuleTable {
     pub(crate) by_kind: Vec<KindRules>,
 }
@@ -101,6 +115,7 @@ impl RuleTable {
         self.by_kind.binary_search_by_key(&kind, |k| k.kind).ok().and_then(|i| self.by_kind.get(i))
     }
 
+    #[cfg(feature = "compiler")]
     pub(crate) fn add(&mut self, kind: KindId, actions: ActionSet, rule: RuleId, effect: Effect, conditional: bool) {
         let pos = match self.by_kind.binary_search_by_key(&kind, |k| k.kind) {
             Ok(p) => p,
@@ -127,7 +142,7 @@ impl RuleTable {
 }
 
 /// How a role held above the tenant level treats an assignment's `tenants` list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TenantAccess {
     /// As the assignment says (no list: every tenant).
     AsAssigned,
@@ -137,7 +152,8 @@ pub(crate) enum TenantAccess {
     Listed,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Role {
     pub(crate) name: String,
     pub(crate) title: Option<String>,
@@ -147,19 +163,22 @@ pub(crate) struct Role {
     pub(crate) tenant_access: TenantAccess,
     pub(crate) held_at: u64,
     pub(crate) includes: Vec<RoleId>,
+    #[serde(with = "crate::diag::wire_location")]
     pub(crate) location: SourceLocation,
     /// Own rules plus those of every included role.
     pub(crate) table: RuleTable,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Delegation {
     pub(crate) kind: KindId,
     pub(crate) action: u8,
     pub(crate) strictly_below: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Invariant {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
@@ -169,7 +188,7 @@ pub(crate) struct Invariant {
 }
 
 /// Status of a principal. Anything but `Active` is denied everything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// May act, subject to its roles.
@@ -312,14 +331,14 @@ impl PreparedResource {
 }
 
 /// Request context checked against a policy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PreparedContext {
     pub(crate) stamp: u64,
     pub(crate) attrs: Box<[Option<Value>]>,
 }
 
 /// A role as declared: what a UI needs to list roles.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RoleSummary {
     /// Role name.
     pub name: String,
@@ -338,40 +357,90 @@ pub struct RoleSummary {
 }
 
 /// A compiled policy. Cheap to share (`Send + Sync`); every decision method takes `&self`.
-#[derive(Debug, Clone)]
+///
+/// Serialized (serde) as the compiled part of a bundle (`bundle.rs`): the fields marked
+/// `skip` are indexes and derived state, rebuilt and checked when a bundle is loaded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Policy {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) combine: Combine,
     pub(crate) levels: Vec<Level>,
     /// The level marked `tenant: true`, if any.
+    #[serde(skip)]
     pub(crate) tenant_level: Option<LevelId>,
     pub(crate) kinds: Vec<Kind>,
+    #[serde(skip)]
     pub(crate) kind_index: FxHashMap<String, KindId>,
     pub(crate) resource_attr_names: Vec<String>,
     pub(crate) principal_attrs: Vec<(String, Type)>,
     pub(crate) principal_defaults: Box<[Option<Value>]>,
+    #[serde(skip)]
     pub(crate) principal_attr_index: FxHashMap<String, u16>,
     pub(crate) context_attrs: Vec<(String, Type)>,
     pub(crate) context_defaults: Box<[Option<Value>]>,
+    #[serde(skip)]
     pub(crate) context_attr_index: FxHashMap<String, u16>,
     pub(crate) roles: Vec<Role>,
+    #[serde(skip)]
     pub(crate) role_index: FxHashMap<String, RoleId>,
     pub(crate) global: RuleTable,
     pub(crate) rules: Vec<Rule>,
     pub(crate) delegation: Option<Delegation>,
     pub(crate) invariants: Vec<Invariant>,
+    /// The principals filed with the policy as written, in file order; prepared again (with
+    /// this policy's stamp) into `principals` when a bundle is loaded.
+    #[serde(with = "crate::bundle::json_text")]
+    pub(crate) filed: Vec<crate::request::Principal>,
+    #[serde(skip)]
     pub(crate) principals: FxHashMap<String, PreparedPrincipal>,
+    #[serde(skip)]
     pub(crate) principal_order: Vec<String>,
+    #[serde(skip)]
     pub(crate) warnings: Vec<Diagnostic>,
+    #[serde(skip)]
     pub(crate) revision: String,
     /// The first 8 bytes of the revision hash: prepared inputs carry it, and a decision on
     /// inputs prepared by another policy (e.g. before a reload) denies.
+    #[serde(skip)]
     pub(crate) stamp: u64,
     /// A context with only the declared defaults, built once.
+    #[serde(skip)]
     pub(crate) empty_context: PreparedContext,
     /// The HTTP route table (`routes:`), if the policy has one.
     pub(crate) routes: Option<Box<crate::route::RouteTable>>,
+}
+
+/// (De)serializes a hash map as a list of pairs sorted by key: the same policy always writes
+/// the same bytes (its revision is their hash), and a key may appear only once.
+mod sorted {
+    use std::hash::Hash;
+
+    use rustc_hash::FxHashMap;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<K: Ord + Serialize, V: Serialize, S: Serializer>(
+        map: &FxHashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&K, &V)> = map.iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        pairs.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(d: D) -> Result<FxHashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs: Vec<(K, V)> = Vec::deserialize(d)?;
+        let n = pairs.len();
+        let map: FxHashMap<K, V> = pairs.into_iter().collect();
+        if map.len() == n { Ok(map) } else { Err(D::Error::custom("duplicate key")) }
+    }
 }
 
 impl Policy {

@@ -11,13 +11,10 @@
 //! Paths are case-sensitive and a trailing slash is part of the path.
 
 use matchit::Router;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::compile::{Ctx, loc, valid_name};
 use crate::decision::Reason;
-use crate::diag::codes;
 use crate::eval::RequestError;
-use crate::model::{RawFile, RawRoute, S};
 use crate::policy::{Policy, PreparedPrincipal};
 use crate::request::Resource;
 use crate::value::Type;
@@ -151,14 +148,14 @@ impl HttpDecision {
 // ---------------------------------------------------------------- compiled form
 
 /// A piece of a template: literal text or a path parameter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Piece {
     Lit(String),
     Param(String),
 }
 
 /// Where an attribute value comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum ValueSource {
     Text(Vec<Piece>),
     Query(String),
@@ -166,7 +163,7 @@ enum ValueSource {
     Header(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Target {
     action: String,
     kind: String,
@@ -176,14 +173,15 @@ struct Target {
     context: Vec<(String, ValueSource, Type)>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Route {
     label: String,
     /// `None`: a public route.
     target: Option<Target>,
 }
 
-/// A policy's compiled route table.
+/// A policy's compiled route table. In a bundle: `base` and `routes`; the routers are built
+/// again from the routes' labels (`METHOD /path`) when it is loaded.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RouteTable {
     base: String,
@@ -202,302 +200,49 @@ impl RouteTable {
     pub(crate) fn len(&self) -> usize {
         self.routes.len()
     }
-}
 
-// ---------------------------------------------------------------- compiling
-
-/// Split `METHOD /path` and check both parts; returns the method, the path and its
-/// parameter names.
-fn parse_route_line(s: &str) -> Result<(String, String, Vec<String>), String> {
-    let s = s.trim();
-    let Some((method, path)) = s.split_once(' ') else {
-        return Err(format!("route `{s}` must be `METHOD /path`"));
-    };
-    let path = path.trim();
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(format!("method `{method}` must be an uppercase HTTP method such as `GET`"));
-    }
-    if !path.starts_with('/') {
-        return Err(format!("path `{path}` must start with `/`"));
-    }
-    let mut params: Vec<String> = Vec::new();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    for (i, seg) in segments.iter().enumerate() {
-        if seg.is_empty() {
-            if i == last {
-                continue; // a trailing slash (or the root path)
-            }
-            return Err(format!("path `{path}` has an empty segment"));
-        }
-        if let Some(name) = seg.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            if !valid_name(name) || name.contains('.') {
-                return Err(format!("parameter `{{{name}}}` needs a name of letters, digits, `_` or `-`"));
-            }
-            if params.iter().any(|p| p == name) {
-                return Err(format!("parameter `{{{name}}}` appears twice"));
-            }
-            params.push(name.to_owned());
-            continue;
-        }
-        if *seg == "." || *seg == ".." {
-            return Err(format!("path `{path}` has a `{seg}` segment"));
-        }
-        if let Some(c) = seg.chars().find(|c| !literal_char(*c)) {
-            return Err(format!(
-                "segment `{seg}` has `{c}`: a segment is a literal of unreserved characters or exactly one `{{param}}`"
-            ));
-        }
-    }
-    Ok((method.to_owned(), path.to_owned(), params))
-}
-
-fn literal_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(c, '-' | '_' | '.' | '~' | ':' | '@' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | '=')
-}
-
-/// Parse a text template (`org:{org}`, `{device}`, `literal`) against the route's parameters.
-fn parse_pieces(s: &str, params: &[String]) -> Result<Vec<Piece>, String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(open) = rest.find('{') {
-        let (lit, after) = rest.split_at(open);
-        if !lit.is_empty() {
-            if lit.contains('}') {
-                return Err(format!("unbalanced `}}` in `{s}`"));
-            }
-            out.push(Piece::Lit(lit.to_owned()));
-        }
-        let after = after.get(1..).unwrap_or("");
-        let Some(close) = after.find('}') else {
-            return Err(format!("unclosed `{{` in `{s}`"));
-        };
-        let name = after.get(..close).unwrap_or("");
-        if !params.iter().any(|p| p == name) {
-            let known = if params.is_empty() {
-                "the route has no parameters".to_owned()
-            } else {
-                format!(
-                    "the route's parameters: {}",
-                    params.iter().map(|p| format!("`{{{p}}}`")).collect::<Vec<_>>().join(", ")
-                )
-            };
-            return Err(format!("`{{{name}}}` is not a parameter of the route ({known})"));
-        }
-        out.push(Piece::Param(name.to_owned()));
-        rest = after.get(close + 1..).unwrap_or("");
-    }
-    if !rest.is_empty() {
-        if rest.contains('}') {
-            return Err(format!("unbalanced `}}` in `{s}`"));
-        }
-        out.push(Piece::Lit(rest.to_owned()));
-    }
-    Ok(out)
-}
-
-fn parse_source(s: &str, params: &[String]) -> Result<ValueSource, String> {
-    if let Some(q) = s.strip_prefix("query.") {
-        if q.is_empty() {
-            return Err("`query.` needs a parameter name".into());
-        }
-        return Ok(ValueSource::Query(q.to_owned()));
-    }
-    if let Some(h) = s.strip_prefix("header.") {
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("`{s}` needs a header name of letters, digits and `-`"));
-        }
-        return Ok(ValueSource::Header(h.to_ascii_lowercase()));
-    }
-    parse_pieces(s, params).map(ValueSource::Text)
-}
-
-/// Compile the `routes:` sections of a policy's files (at most one). Errors go to `cx`.
-pub(crate) fn compile_routes(cx: &mut Ctx, files: &[(&str, RawFile)], policy: &Policy) -> Option<RouteTable> {
-    let mut found: Option<(&str, &S<crate::model::RawRoutes>)> = None;
-    for (file, f) in files {
-        if let Some(r) = &f.routes {
-            if let Some((first, _)) = found {
-                cx.err_hint(
-                    codes::DUPLICATE,
-                    loc(file, r),
-                    "a second `routes:` section".into(),
-                    Some(format!("the policy's route table is already declared in `{first}`")),
-                );
-                continue;
-            }
-            found = Some((file, r));
-        }
-    }
-    let (file, raw) = found?;
-    let mut table = RouteTable::default();
-    if let Some(b) = &raw.value.base {
-        match policy.scope_level(&b.value) {
-            Ok(_) => table.base.clone_from(&b.value),
-            Err(e) => cx.err(codes::ROUTE, loc(file, b), format!("routes base `{}`: {e}", b.value)),
-        }
-    }
-    for p in &raw.value.public.0 {
-        match parse_route_line(&p.value) {
-            Ok((method, path, _)) => add_route(cx, &mut table, file, p, method, path, None),
-            Err(e) => cx.err(codes::ROUTE, loc(file, p), e),
-        }
-    }
-    for r in &raw.value.table {
-        let line = &r.value.route;
-        let (method, path, params) = match parse_route_line(&line.value) {
-            Ok(x) => x,
-            Err(e) => {
-                cx.err(codes::ROUTE, loc(file, line), e);
-                continue;
+    /// Add `route` under `method` and `path`; `Err` when the path conflicts with a route of
+    /// the same method.
+    fn add(&mut self, method: String, path: String, route: Route) -> Result<(), matchit::InsertError> {
+        let index = self.routes.len();
+        let router = match self.methods.iter().position(|(m, _)| *m == method) {
+            Some(i) => self.methods.get_mut(i).map(|(_, r)| r),
+            None => {
+                self.methods.push((method, Router::new()));
+                self.methods.last_mut().map(|(_, r)| r)
             }
         };
-        if let Some(target) = compile_target(cx, file, &r.value, &params, policy, &table.base) {
-            add_route(cx, &mut table, file, line, method, path, Some(target));
+        if let Some(router) = router {
+            router.insert(path, index)?;
+            self.routes.push(route);
         }
+        Ok(())
     }
-    Some(table)
-}
 
-fn add_route(
-    cx: &mut Ctx,
-    table: &mut RouteTable,
-    file: &str,
-    at: &S<String>,
-    method: String,
-    path: String,
-    target: Option<Target>,
-) {
-    let index = table.routes.len();
-    let label = format!("{method} {path}");
-    let router = match table.methods.iter().position(|(m, _)| *m == method) {
-        Some(i) => table.methods.get_mut(i).map(|(_, r)| r),
-        None => {
-            table.methods.push((method, Router::new()));
-            table.methods.last_mut().map(|(_, r)| r)
-        }
-    };
-    let Some(router) = router else { return };
-    match router.insert(path, index) {
-        Ok(()) => table.routes.push(Route { label, target }),
-        Err(e) => cx.err_hint(
-            codes::ROUTE_CONFLICT,
-            loc(file, at),
-            format!("route `{label}` conflicts with another route"),
-            Some(e.to_string()),
-        ),
+    /// The (kind, action) each protected route asks about (for the bundle's structural check).
+    pub(crate) fn questions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.routes.iter().filter_map(|r| r.target.as_ref()).map(|t| (t.kind.as_str(), t.action.as_str()))
     }
 }
 
-fn compile_target(
-    cx: &mut Ctx,
-    file: &str,
-    r: &RawRoute,
-    params: &[String],
-    policy: &Policy,
-    base: &str,
-) -> Option<Target> {
-    let errors_before = cx.diags.len();
-    let kind = policy.kind_index.get(&r.resource.value).and_then(|k| policy.kind(*k));
-    let Some(kind) = kind else {
-        cx.err_hint(
-            codes::UNKNOWN_RESOURCE,
-            loc(file, &r.resource),
-            format!("unknown resource kind `{}`", r.resource.value),
-            crate::compile::suggest(&r.resource.value, policy.kind_names()),
-        );
-        return None;
-    };
-    if !kind.action_index.contains_key(&r.action.value) {
-        cx.err_hint(
-            codes::UNKNOWN_ACTION,
-            loc(file, &r.action),
-            format!("`{}` is not an action of `{}`", r.action.value, kind.name),
-            crate::compile::suggest(&r.action.value, kind.actions.iter().map(String::as_str)),
-        );
+impl Serialize for RouteTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.base, &self.routes).serialize(s)
     }
-    let scope = match &r.scope {
-        None => Some(Vec::new()),
-        Some(s) => parse_pieces(&s.value, params).map_err(|e| cx.err(codes::ROUTE_PARAM, loc(file, s), e)).ok(),
-    };
-    if let Some(pieces) = &scope
-        && !(pieces.is_empty() && base.is_empty())
-    {
-        // check the scope's shape with a placeholder id for every parameter
-        let sample: String = pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Lit(l) => l.as_str(),
-                Piece::Param(_) => "x",
-            })
-            .collect();
-        let full = join_scope(base, &sample);
-        let at = r.scope.as_ref().map_or_else(|| loc(file, &r.route), |s| loc(file, s));
-        match policy.scope_level(&full) {
-            Ok(level) if kind.levels & (1u64 << level) == 0 => {
-                let lname = policy.level(level).map(|l| l.name.as_str()).unwrap_or("?");
-                cx.err(
-                    codes::ROUTE,
-                    at,
-                    format!("a `{}` does not live at scope level `{lname}` (`{full}`)", kind.name),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => cx.err(codes::ROUTE, at, format!("scope `{full}`: {e}")),
+}
+
+impl<'de> Deserialize<'de> for RouteTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (base, routes) = <(String, Vec<Route>)>::deserialize(d)?;
+        let mut table = RouteTable { base, ..RouteTable::default() };
+        for route in routes {
+            let (method, path) = route.label.split_once(' ').ok_or_else(|| D::Error::custom("route label"))?;
+            let (method, path) = (method.to_owned(), path.to_owned());
+            table.add(method, path, route).map_err(|_| D::Error::custom("conflicting routes"))?;
         }
+        Ok(table)
     }
-    let scope = scope.unwrap_or_default();
-    if r.scope.is_none() && base.is_empty() {
-        cx.err_hint(
-            codes::ROUTE,
-            loc(file, &r.route),
-            "the route has no scope".into(),
-            Some("give the route a `scope:` or the table a `base:`".into()),
-        );
-    }
-    let id = match &r.id {
-        None => Vec::new(),
-        Some(s) => parse_pieces(&s.value, params).unwrap_or_else(|e| {
-            cx.err(codes::ROUTE_PARAM, loc(file, s), e);
-            Vec::new()
-        }),
-    };
-    let mut attributes = Vec::new();
-    for (name, src) in &r.attributes.0 {
-        let Some(ty) = kind.attr_names.get(&name.value).and_then(|g| kind.attrs.get(g)).copied() else {
-            cx.err(
-                codes::ROUTE,
-                loc(file, name),
-                format!("resource kind `{}` has no attribute `{}`", kind.name, name.value),
-            );
-            continue;
-        };
-        match parse_source(&src.value, params) {
-            Ok(s) => attributes.push((name.value.clone(), s, ty)),
-            Err(e) => cx.err(codes::ROUTE_PARAM, loc(file, src), e),
-        }
-    }
-    let mut context = Vec::new();
-    for (name, src) in &r.context.0 {
-        let Some(ty) = policy
-            .context_attr_index
-            .get(&name.value)
-            .and_then(|i| policy.context_attrs.get(usize::from(*i)))
-            .map(|x| x.1)
-        else {
-            cx.err(codes::ROUTE, loc(file, name), format!("unknown context attribute `{}`", name.value));
-            continue;
-        };
-        match parse_source(&src.value, params) {
-            Ok(s) => context.push((name.value.clone(), s, ty)),
-            Err(e) => cx.err(codes::ROUTE_PARAM, loc(file, src), e),
-        }
-    }
-    if cx.diags.len() > errors_before {
-        return None;
-    }
-    Some(Target { action: r.action.value.clone(), kind: kind.name.clone(), scope, id, attributes, context })
 }
 
 fn join_scope(base: &str, rel: &str) -> String {
@@ -505,6 +250,308 @@ fn join_scope(base: &str, rel: &str) -> String {
         (true, _) => rel.to_owned(),
         (false, true) => base.to_owned(),
         (false, false) => format!("{base}/{rel}"),
+    }
+}
+
+// ---------------------------------------------------------------- compiling
+
+#[cfg(feature = "compiler")]
+pub(crate) use compiling::compile_routes;
+
+/// The `routes:` section compiled (feature `compiler`); bundles carry the result.
+#[cfg(feature = "compiler")]
+mod compiling {
+    use super::{Piece, Route, RouteTable, Target, ValueSource, join_scope};
+    use crate::compile::{Ctx, loc, valid_name};
+    use crate::diag::codes;
+    use crate::model::{RawFile, RawRoute, S};
+    use crate::policy::Policy;
+
+    /// Split `METHOD /path` and check both parts; returns the method, the path and its
+    /// parameter names.
+    fn parse_route_line(s: &str) -> Result<(String, String, Vec<String>), String> {
+        let s = s.trim();
+        let Some((method, path)) = s.split_once(' ') else {
+            return Err(format!("route `{s}` must be `METHOD /path`"));
+        };
+        let path = path.trim();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("method `{method}` must be an uppercase HTTP method such as `GET`"));
+        }
+        if !path.starts_with('/') {
+            return Err(format!("path `{path}` must start with `/`"));
+        }
+        let mut params: Vec<String> = Vec::new();
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let last = segments.len().saturating_sub(1);
+        for (i, seg) in segments.iter().enumerate() {
+            if seg.is_empty() {
+                if i == last {
+                    continue; // a trailing slash (or the root path)
+                }
+                return Err(format!("path `{path}` has an empty segment"));
+            }
+            if let Some(name) = seg.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                if !valid_name(name) || name.contains('.') {
+                    return Err(format!("parameter `{{{name}}}` needs a name of letters, digits, `_` or `-`"));
+                }
+                if params.iter().any(|p| p == name) {
+                    return Err(format!("parameter `{{{name}}}` appears twice"));
+                }
+                params.push(name.to_owned());
+                continue;
+            }
+            if *seg == "." || *seg == ".." {
+                return Err(format!("path `{path}` has a `{seg}` segment"));
+            }
+            if let Some(c) = seg.chars().find(|c| !literal_char(*c)) {
+                return Err(format!(
+                    "segment `{seg}` has `{c}`: a segment is a literal of unreserved characters or exactly one `{{param}}`"
+                ));
+            }
+        }
+        Ok((method.to_owned(), path.to_owned(), params))
+    }
+
+    fn literal_char(c: char) -> bool {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '_' | '.' | '~' | ':' | '@' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | '='
+            )
+    }
+
+    /// Parse a text template (`org:{org}`, `{device}`, `literal`) against the route's parameters.
+    fn parse_pieces(s: &str, params: &[String]) -> Result<Vec<Piece>, String> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            let (lit, after) = rest.split_at(open);
+            if !lit.is_empty() {
+                if lit.contains('}') {
+                    return Err(format!("unbalanced `}}` in `{s}`"));
+                }
+                out.push(Piece::Lit(lit.to_owned()));
+            }
+            let after = after.get(1..).unwrap_or("");
+            let Some(close) = after.find('}') else {
+                return Err(format!("unclosed `{{` in `{s}`"));
+            };
+            let name = after.get(..close).unwrap_or("");
+            if !params.iter().any(|p| p == name) {
+                let known = if params.is_empty() {
+                    "the route has no parameters".to_owned()
+                } else {
+                    format!(
+                        "the route's parameters: {}",
+                        params.iter().map(|p| format!("`{{{p}}}`")).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                return Err(format!("`{{{name}}}` is not a parameter of the route ({known})"));
+            }
+            out.push(Piece::Param(name.to_owned()));
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        if !rest.is_empty() {
+            if rest.contains('}') {
+                return Err(format!("unbalanced `}}` in `{s}`"));
+            }
+            out.push(Piece::Lit(rest.to_owned()));
+        }
+        Ok(out)
+    }
+
+    fn parse_source(s: &str, params: &[String]) -> Result<ValueSource, String> {
+        if let Some(q) = s.strip_prefix("query.") {
+            if q.is_empty() {
+                return Err("`query.` needs a parameter name".into());
+            }
+            return Ok(ValueSource::Query(q.to_owned()));
+        }
+        if let Some(h) = s.strip_prefix("header.") {
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(format!("`{s}` needs a header name of letters, digits and `-`"));
+            }
+            return Ok(ValueSource::Header(h.to_ascii_lowercase()));
+        }
+        parse_pieces(s, params).map(ValueSource::Text)
+    }
+
+    /// Compile the `routes:` sections of a policy's files (at most one). Errors go to `cx`.
+    pub(crate) fn compile_routes(cx: &mut Ctx, files: &[(&str, RawFile)], policy: &Policy) -> Option<RouteTable> {
+        let mut found: Option<(&str, &S<crate::model::RawRoutes>)> = None;
+        for (file, f) in files {
+            if let Some(r) = &f.routes {
+                if let Some((first, _)) = found {
+                    cx.err_hint(
+                        codes::DUPLICATE,
+                        loc(file, r),
+                        "a second `routes:` section".into(),
+                        Some(format!("the policy's route table is already declared in `{first}`")),
+                    );
+                    continue;
+                }
+                found = Some((file, r));
+            }
+        }
+        let (file, raw) = found?;
+        let mut table = RouteTable::default();
+        if let Some(b) = &raw.value.base {
+            match policy.scope_level(&b.value) {
+                Ok(_) => table.base.clone_from(&b.value),
+                Err(e) => cx.err(codes::ROUTE, loc(file, b), format!("routes base `{}`: {e}", b.value)),
+            }
+        }
+        for p in &raw.value.public.0 {
+            match parse_route_line(&p.value) {
+                Ok((method, path, _)) => add_route(cx, &mut table, file, p, method, path, None),
+                Err(e) => cx.err(codes::ROUTE, loc(file, p), e),
+            }
+        }
+        for r in &raw.value.table {
+            let line = &r.value.route;
+            let (method, path, params) = match parse_route_line(&line.value) {
+                Ok(x) => x,
+                Err(e) => {
+                    cx.err(codes::ROUTE, loc(file, line), e);
+                    continue;
+                }
+            };
+            if let Some(target) = compile_target(cx, file, &r.value, &params, policy, &table.base) {
+                add_route(cx, &mut table, file, line, method, path, Some(target));
+            }
+        }
+        Some(table)
+    }
+
+    fn add_route(
+        cx: &mut Ctx,
+        table: &mut RouteTable,
+        file: &str,
+        at: &S<String>,
+        method: String,
+        path: String,
+        target: Option<Target>,
+    ) {
+        let label = format!("{method} {path}");
+        if let Err(e) = table.add(method, path, Route { label: label.clone(), target }) {
+            cx.err_hint(
+                codes::ROUTE_CONFLICT,
+                loc(file, at),
+                format!("route `{label}` conflicts with another route"),
+                Some(e.to_string()),
+            );
+        }
+    }
+
+    fn compile_target(
+        cx: &mut Ctx,
+        file: &str,
+        r: &RawRoute,
+        params: &[String],
+        policy: &Policy,
+        base: &str,
+    ) -> Option<Target> {
+        let errors_before = cx.diags.len();
+        let kind = policy.kind_index.get(&r.resource.value).and_then(|k| policy.kind(*k));
+        let Some(kind) = kind else {
+            cx.err_hint(
+                codes::UNKNOWN_RESOURCE,
+                loc(file, &r.resource),
+                format!("unknown resource kind `{}`", r.resource.value),
+                crate::compile::suggest(&r.resource.value, policy.kind_names()),
+            );
+            return None;
+        };
+        if !kind.action_index.contains_key(&r.action.value) {
+            cx.err_hint(
+                codes::UNKNOWN_ACTION,
+                loc(file, &r.action),
+                format!("`{}` is not an action of `{}`", r.action.value, kind.name),
+                crate::compile::suggest(&r.action.value, kind.actions.iter().map(String::as_str)),
+            );
+        }
+        let scope = match &r.scope {
+            None => Some(Vec::new()),
+            Some(s) => parse_pieces(&s.value, params).map_err(|e| cx.err(codes::ROUTE_PARAM, loc(file, s), e)).ok(),
+        };
+        if let Some(pieces) = &scope
+            && !(pieces.is_empty() && base.is_empty())
+        {
+            // check the scope's shape with a placeholder id for every parameter
+            let sample: String = pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Lit(l) => l.as_str(),
+                    Piece::Param(_) => "x",
+                })
+                .collect();
+            let full = join_scope(base, &sample);
+            let at = r.scope.as_ref().map_or_else(|| loc(file, &r.route), |s| loc(file, s));
+            match policy.scope_level(&full) {
+                Ok(level) if kind.levels & (1u64 << level) == 0 => {
+                    let lname = policy.level(level).map(|l| l.name.as_str()).unwrap_or("?");
+                    cx.err(
+                        codes::ROUTE,
+                        at,
+                        format!("a `{}` does not live at scope level `{lname}` (`{full}`)", kind.name),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => cx.err(codes::ROUTE, at, format!("scope `{full}`: {e}")),
+            }
+        }
+        let scope = scope.unwrap_or_default();
+        if r.scope.is_none() && base.is_empty() {
+            cx.err_hint(
+                codes::ROUTE,
+                loc(file, &r.route),
+                "the route has no scope".into(),
+                Some("give the route a `scope:` or the table a `base:`".into()),
+            );
+        }
+        let id = match &r.id {
+            None => Vec::new(),
+            Some(s) => parse_pieces(&s.value, params).unwrap_or_else(|e| {
+                cx.err(codes::ROUTE_PARAM, loc(file, s), e);
+                Vec::new()
+            }),
+        };
+        let mut attributes = Vec::new();
+        for (name, src) in &r.attributes.0 {
+            let Some(ty) = kind.attr_names.get(&name.value).and_then(|g| kind.attrs.get(g)).copied() else {
+                cx.err(
+                    codes::ROUTE,
+                    loc(file, name),
+                    format!("resource kind `{}` has no attribute `{}`", kind.name, name.value),
+                );
+                continue;
+            };
+            match parse_source(&src.value, params) {
+                Ok(s) => attributes.push((name.value.clone(), s, ty)),
+                Err(e) => cx.err(codes::ROUTE_PARAM, loc(file, src), e),
+            }
+        }
+        let mut context = Vec::new();
+        for (name, src) in &r.context.0 {
+            let Some(ty) = policy
+                .context_attr_index
+                .get(&name.value)
+                .and_then(|i| policy.context_attrs.get(usize::from(*i)))
+                .map(|x| x.1)
+            else {
+                cx.err(codes::ROUTE, loc(file, name), format!("unknown context attribute `{}`", name.value));
+                continue;
+            };
+            match parse_source(&src.value, params) {
+                Ok(s) => context.push((name.value.clone(), s, ty)),
+                Err(e) => cx.err(codes::ROUTE_PARAM, loc(file, src), e),
+            }
+        }
+        if cx.diags.len() > errors_before {
+            return None;
+        }
+        Some(Target { action: r.action.value.clone(), kind: kind.name.clone(), scope, id, attributes, context })
     }
 }
 
