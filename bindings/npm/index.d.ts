@@ -1,5 +1,7 @@
 // Type declarations for `rolescope` (the `node` and `bundler` entries; `rolescope/web` adds
-// `init`/`initSync`, see web.d.ts). Hand-written: the generated wasm-bindgen declarations type
+// `init`/`initSync`, see web.d.ts): the engine module, which loads bundles and decides. The
+// playground API (`Policy.compile`, `validate`, `bundle`, `runSuite`) is `rolescope/compiler`
+// (compiler.d.ts). Hand-written: the generated wasm-bindgen declarations type
 // every object as `any`. The shapes follow the engine's serde types (engine/src/request.rs,
 // decision.rs, diag.rs, suite.rs); bindings/npm/test/ checks them against the module.
 
@@ -217,7 +219,7 @@ export interface Validation {
   diagnostics: Diagnostic[];
 }
 
-/** What `Policy.compile` and `Policy.fromBundle` throw when the policy is invalid. */
+/** What `Policy.compile`, `bundle` and `Policy.fromBundle` throw when the policy is invalid. */
 export interface InvalidPolicy extends Validation {
   valid: false;
 }
@@ -299,12 +301,6 @@ export interface SuiteRun {
 // ---------------------------------------------------------------------------------------------
 // The API
 
-/**
- * Validate role files without keeping a policy. Never throws for an invalid policy (the
- * diagnostics say what is wrong); throws a string if `files` is not `RoleFile[]`.
- */
-export function validate(files: RoleFile[]): Validation;
-
 /** A principal prepared once (per token or page) for many decisions. */
 export declare class PreparedPrincipal {
   private constructor();
@@ -325,17 +321,18 @@ export declare class PreparedResource {
 /** A compiled policy. Decisions never throw: malformed input denies with a reason. */
 export declare class Policy {
   private constructor();
-  /** Load a bundle written by `rolescope build`. @throws {InvalidPolicy} */
+  /**
+   * Load a bundle written by `rolescope build` (or `bundle` of `rolescope/compiler`).
+   * @throws {InvalidPolicy}
+   */
   static fromBundle(json: string): Policy;
-  /** Compile role files. @throws {InvalidPolicy} (a string if `files` is not `RoleFile[]`) */
-  static compile(files: RoleFile[]): Policy;
   /** Release the memory now instead of at garbage collection. */
   free(): void;
   /** The policy's name. */
   readonly name: string;
-  /** The content hash of the sources (`sha256:...`). */
+  /** The content hash of the bundle (`sha256:...`). */
   readonly revision: string;
-  /** Warnings found while compiling. */
+  /** Warnings found while compiling (a policy loaded from a bundle has none). */
   readonly warnings: Diagnostic[];
   /** Roles with titles, ranks and levels. */
   roles(): RoleSummary[];
@@ -372,6 +369,4 @@ export declare class Policy {
   canAssign(request: AssignRequest): AssignDecision;
   /** Which invariants a set of principals breaks. @throws {string} if a principal is malformed */
   checkInvariants(principals: Principal[]): InvariantViolation[];
-  /** Run a test suite (YAML text) against this policy. */
-  runSuite(name: string, text: string): SuiteRun;
 }

@@ -23,6 +23,20 @@ export function loadPackage() {
   return createRequire(import.meta.url)(pkgDir);
 }
 
+/** Loads the package's compiler module (`rolescope/compiler`, its `node` entry). */
+export function loadCompiler() {
+  loadPackage();
+  return createRequire(import.meta.url)(join(pkgDir, "compiler", "node", "rolescope_wasm.js"));
+}
+
+/**
+ * Role files -> a policy of the engine module (`rolescope`), as an application gets one: a
+ * bundle written by the compiler module, loaded by `Policy.fromBundle`.
+ */
+export function loadPolicy(files) {
+  return loadPackage().Policy.fromBundle(loadCompiler().bundle(files));
+}
+
 const isSuite = (n) => /_test\.(ya?ml|json)$/.test(n);
 const isRoleFile = (n) => /\.(ya?ml|json)$/.test(n) && !isSuite(n) && !n.endsWith(".schema.json");
 

@@ -404,3 +404,137 @@ fn expr_ok(p: &Policy, e: &Expr) -> bool {
         _ => true,
     })
 }
+
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    #![expect(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::compile::Source;
+
+    /// Every policy folder of the corpus (`policies/*`, `tests/corpus/*`) as sources.
+    fn corpus() -> Vec<(String, Vec<Source>)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut out = Vec::new();
+        for base in ["policies", "tests/corpus"] {
+            let mut dirs: Vec<_> = std::fs::read_dir(root.join(base)).unwrap().map(|e| e.unwrap().path()).collect();
+            dirs.sort();
+            for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+                let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+                files.sort();
+                let sources: Vec<Source> = files
+                    .iter()
+                    .filter_map(|f| {
+                        let name = f.file_name()?.to_str()?;
+                        let role = (name.ends_with(".yaml") || name.ends_with(".yml"))
+                            && !name.ends_with("_test.yaml")
+                            && !name.ends_with("_test.yml");
+                        role.then(|| Source::new(name, std::fs::read_to_string(f).unwrap()))
+                    })
+                    .collect();
+                if !sources.is_empty() {
+                    out.push((dir.display().to_string(), sources));
+                }
+            }
+        }
+        assert!(out.len() >= 6, "corpus not found");
+        out
+    }
+
+    fn compiled_bytes(json: &str) -> Vec<u8> {
+        let doc: BundleDoc<'_> = serde_json::from_str(json).unwrap();
+        unbase64(&serde_json::from_str::<String>(doc.compiled.get()).unwrap()).unwrap()
+    }
+
+    /// A bundle whose compiled policy was changed by `edit` and which is sealed again (the
+    /// revision matches): only the structural check stands between it and the evaluator.
+    fn resealed(json: &str, edit: impl FnOnce(&mut Policy)) -> String {
+        let doc: BundleDoc<'_> = serde_json::from_str(json).unwrap();
+        let mut p: Policy = postcard::from_bytes(&compiled_bytes(json)).unwrap();
+        edit(&mut p);
+        let compiled = format!("\"{}\"", base64(&postcard::to_allocvec(&p).unwrap()));
+        let (revision, _) = revision_of(doc.files.get(), &compiled);
+        format!(
+            "{{\"format\":\"{BUNDLE_FORMAT}\",\"policy\":\"{}\",\"revision\":\"{revision}\",\"files\":{},\"compiled\":{compiled}}}",
+            doc.policy,
+            doc.files.get()
+        )
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_what_is_not_base64() {
+        for n in 0..20u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
+            assert_eq!(unbase64(&base64(&bytes)).as_deref(), Some(bytes.as_slice()));
+        }
+        assert_eq!(base64(b"rolescope"), "cm9sZXNjb3Bl");
+        assert_eq!(base64(b"ro"), "cm8=");
+        for bad in ["cm8", "c=8=", "cm8=cm8=", "====", "cm8*", "cm9sZXNjb3Bl="] {
+            assert_eq!(unbase64(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_corpus_policy_round_trips_through_its_bundle() {
+        for (dir, sources) in corpus() {
+            let (policy, json) = Policy::bundle(&sources).expect(&dir);
+            let loaded = Policy::from_bundle(&json).expect(&dir);
+            assert_eq!(loaded.revision(), policy.revision(), "{dir}");
+            assert_eq!(loaded.stamp, policy.stamp, "{dir}");
+            // Lossless: the loaded policy writes the very bytes it was read from.
+            assert_eq!(postcard::to_allocvec(&loaded).unwrap(), compiled_bytes(&json), "{dir}");
+            // The rebuilt indexes and filed principals are the compiler's.
+            assert_eq!(loaded.kind_index, policy.kind_index, "{dir}");
+            assert_eq!(loaded.role_index, policy.role_index, "{dir}");
+            assert_eq!(loaded.tenant_level, policy.tenant_level, "{dir}");
+            assert_eq!(loaded.principal_order, policy.principal_order, "{dir}");
+            for (a, b) in loaded.kinds.iter().zip(&policy.kinds) {
+                assert_eq!((&a.action_index, &a.attr_names), (&b.action_index, &b.attr_names), "{dir}");
+            }
+            assert_eq!(format!("{:?}", loaded.roles()), format!("{:?}", policy.roles()), "{dir}");
+            // The same sources always make the same bundle.
+            assert_eq!(Policy::bundle(&sources).unwrap().1, json, "{dir}");
+        }
+    }
+
+    #[test]
+    fn an_edited_bundle_is_refused() {
+        let (_, sources) = corpus().into_iter().next().unwrap();
+        let (_, json) = Policy::bundle(&sources).unwrap();
+        assert!(Policy::from_bundle(&resealed(&json, |_| {})).is_ok(), "resealing alone changes nothing");
+        let refused = |edited: &str| {
+            let e = Policy::from_bundle(edited).expect_err("refused");
+            assert_eq!(e.diagnostics()[0].code(), codes::SYNTAX);
+            e.diagnostics()[0].message().to_owned()
+        };
+        // Tampering: content changed, revision kept.
+        let at = json.find("\"compiled\":\"").unwrap() + 12;
+        let flipped = if &json[at..=at] == "A" { "B" } else { "A" };
+        assert!(refused(&format!("{}{flipped}{}", &json[..at], &json[at + 1..])).contains("does not match"));
+        assert!(refused(&json.replacen("\"files\":[{", "\"files\":[ {", 1)).contains("does not match"));
+        // Well sealed but not what the compiler writes: the structural check.
+        let broken: [(&str, Box<dyn FnOnce(&mut Policy)>); 6] = [
+            ("rule table", Box::new(|p| p.rules.clear())),
+            ("actions", Box::new(|p| p.kinds[0].actions.clear())),
+            ("levels", Box::new(|p| p.levels[0].parent = Some(0))),
+            ("roles", Box::new(|p| p.roles[0].includes.push(u32::MAX))),
+            (
+                "duplicate",
+                Box::new(|p| {
+                    let k = p.kinds[0].clone();
+                    p.kinds.push(k);
+                }),
+            ),
+            ("attributes", Box::new(|p| p.principal_defaults = vec![None; p.principal_attrs.len() + 1].into())),
+        ];
+        for (what, edit) in broken {
+            let msg = refused(&resealed(&json, edit));
+            assert!(msg.starts_with("invalid compiled policy"), "{what}: {msg}");
+        }
+        for corrupt in ["", "{", "[]", "{\"format\":\"rolescope-bundle/1\"}", &json[..json.len() / 2]] {
+            refused(corrupt);
+        }
+    }
+}

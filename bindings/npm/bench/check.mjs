@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { loadPackage, pkgDir, targetDir } from "../testing.mjs";
+import { loadCompiler, loadPackage, pkgDir, targetDir } from "../testing.mjs";
 
 const quick = process.argv.includes("--quick");
 const ROUND_MS = quick ? 100 : 400;
@@ -32,8 +32,10 @@ const resource = (kind, org, createdBy) => ({
   ...(createdBy ? { attributes: { created_by: createdBy } } : {}),
 });
 
+// The engine module (`rolescope`) with the bundle the compiler module writes, as an app runs it.
 const { Policy } = loadPackage();
-const policy = Policy.compile([{ name: "msp.yaml", text: MSP_POLICY }]);
+const bundle = loadCompiler().bundle([{ name: "msp.yaml", text: MSP_POLICY }]);
+const policy = Policy.fromBundle(bundle);
 const p = policy.preparePrincipal(principal);
 const allowedRes = resource("device", 50);
 const otherRes = resource("device", 61);
@@ -126,12 +128,6 @@ const abi = (() => {
     new Uint8Array(x.memory.buffer, ptr, bytes.length).set(bytes);
     return bytes.length;
   };
-  const bundle = JSON.stringify({
-    format: "rolescope-bundle/1",
-    policy: policy.name,
-    revision: policy.revision,
-    files: [{ name: "msp.yaml", text: MSP_POLICY }],
-  });
   expect(x.rs_load_bundle(put(enc.encode(bundle))) === 0, "plain ABI loads the bundle");
   const handle = x.rs_principal(put(enc.encode(JSON.stringify(principal))));
   expect(handle >= 0, "plain ABI prepares the principal");

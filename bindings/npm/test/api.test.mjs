@@ -7,12 +7,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { corpusFolders, loadPackage, pkgDir } from "../testing.mjs";
+import { corpusFolders, loadCompiler, loadPackage, loadPolicy, pkgDir } from "../testing.mjs";
 
 const rolescope = loadPackage();
-const { Policy, validate } = rolescope;
+const compiler = loadCompiler();
+const { Policy } = rolescope;
+const { validate } = compiler;
 const core = corpusFolders().find((f) => f.dir === "tests/corpus/core");
-const policy = Policy.compile(core.files);
+const policy = loadPolicy(core.files);
 
 const admin = { id: "ana", assignments: [{ role: "admin", scope: "msp:acme" }] };
 const device = (scope, extra = {}) => ({ kind: "device", id: "d1", scope, ...extra });
@@ -41,7 +43,7 @@ const broken = [
 
 test("a broken role file: compile throws diagnostics with file, line and column", () => {
   let thrown;
-  assert.throws(() => Policy.compile(broken), (e) => ((thrown = e), true));
+  assert.throws(() => compiler.Policy.compile(broken), (e) => ((thrown = e), true));
   assert.equal(thrown.valid, false);
   assert.ok(thrown.diagnostics.length > 0);
   const [d] = thrown.diagnostics;
@@ -62,15 +64,32 @@ test("validate returns the same diagnostics without throwing", () => {
 
 test("YAML syntax errors and bad bundles are diagnostics too", () => {
   assert.throws(
-    () => Policy.compile([{ name: "a.yaml", text: "policy: [\n" }]),
+    () => compiler.Policy.compile([{ name: "a.yaml", text: "policy: [\n" }]),
     (e) => e.valid === false && e.diagnostics[0].location.file === "a.yaml" && e.diagnostics[0].location.line >= 1,
   );
   assert.throws(() => Policy.fromBundle("{"), (e) => e.valid === false && e.diagnostics[0].code === "RS001");
+  assert.throws(() => compiler.bundle(broken), (e) => e.valid === false && e.diagnostics[0].location.line === 7);
+});
+
+test("a bundle is refused when edited, and loads in both modules under one revision", () => {
+  const json = compiler.bundle(core.files);
+  assert.equal(Policy.fromBundle(json).revision, policy.revision);
+  assert.equal(compiler.Policy.fromBundle(json).revision, compiler.Policy.compile(core.files).revision);
+  const doc = JSON.parse(json);
+  const edits = [
+    json.replace('"compiled":"', '"compiled":"A'),
+    JSON.stringify({ ...doc, files: [] }),
+    JSON.stringify(doc, null, 2),
+    JSON.stringify({ ...doc, format: "rolescope-bundle/9" }),
+  ];
+  for (const edited of edits) {
+    assert.throws(() => Policy.fromBundle(edited), (e) => e.valid === false && e.diagnostics[0].code === "RS001");
+  }
 });
 
 test("files that are not [{name, text}] throw a message", () => {
   for (const files of [undefined, "roles.yaml", 42, [{ name: 1 }]]) {
-    assert.throws(() => Policy.compile(files), (e) => typeof e === "string" && e.startsWith("files: "));
+    assert.throws(() => compiler.Policy.compile(files), (e) => typeof e === "string" && e.startsWith("files: "));
   }
 });
 
@@ -256,9 +275,9 @@ test("report, explanation, delegation and invariant shapes", () => {
 const dts = readFileSync(join(pkgDir, "index.d.ts"), "utf8");
 const code = (text) => text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
 
-test("index.d.ts declares exactly the module's JS API", () => {
-  const declared = (cls) => {
-    const body = code(dts).match(new RegExp(`class ${cls} \\{([\\s\\S]*?)\\n\\}`))[1];
+test("index.d.ts and compiler.d.ts declare exactly the modules' JS APIs", () => {
+  const declared = (text, cls) => {
+    const body = code(text).match(new RegExp(`class ${cls} \\{([\\s\\S]*?)\\n\\}`))[1];
     // members are indented two spaces (parameters of multi-line signatures four)
     return [...body.matchAll(/^  (?:static )?(?:readonly )?(\w+)\s*[(:]/gm)].map((m) => m[1]).filter((n) => n !== "constructor").sort();
   };
@@ -267,17 +286,27 @@ test("index.d.ts declares exactly the module's JS API", () => {
     const statics = Object.getOwnPropertyNames(cls).filter((n) => typeof cls[n] === "function" && !n.startsWith("__"));
     return [...proto, ...statics].sort();
   };
-  for (const [name, cls] of Object.entries({ Policy, PreparedPrincipal: rolescope.PreparedPrincipal, PreparedResource: rolescope.PreparedResource })) {
-    assert.deepEqual(declared(name), actual(cls), `${name}: index.d.ts and the module differ`);
+  const compilerDts = readFileSync(join(pkgDir, "compiler.d.ts"), "utf8");
+  for (const [text, module, classes] of [
+    [dts, rolescope, ["Policy", "PreparedPrincipal", "PreparedResource"]],
+    [compilerDts, compiler, ["Policy"]],
+  ]) {
+    for (const name of classes) {
+      assert.deepEqual(declared(text, name), actual(module[name]), `${name}: the declarations and the module differ`);
+    }
   }
+  // The compiler module's prepared inputs are the same classes (declared once, in index.d.ts).
+  assert.deepEqual(actual(compiler.PreparedPrincipal), actual(rolescope.PreparedPrincipal));
+  assert.deepEqual(actual(compiler.PreparedResource), actual(rolescope.PreparedResource));
   // Module-level exports; the rs_* functions are the plain ABI for non-JS hosts (bindings/ABI.md).
-  const exported = Object.keys(rolescope).filter((n) => !n.startsWith("rs_")).sort();
-  const declaredExports = [...code(dts).matchAll(/^export (?:declare )?(?:class|function) (\w+)/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(declaredExports, exported);
+  const exports = (text) => [...code(text).matchAll(/^export (?:declare )?(?:class|function) (\w+)/gm)].map((m) => m[1]);
+  const exported = (module) => Object.keys(module).filter((n) => !n.startsWith("rs_")).sort();
+  assert.deepEqual(exports(dts).sort(), exported(rolescope));
+  assert.deepEqual([...exports(dts), ...exports(compilerDts)].filter((n, i, all) => all.indexOf(n) === i).sort(), exported(compiler));
 });
 
 test("the published declarations contain no `any`", () => {
-  for (const file of ["index.d.ts", "web.d.ts"]) {
+  for (const file of ["index.d.ts", "web.d.ts", "compiler.d.ts", "compiler-web.d.ts"]) {
     const text = code(readFileSync(join(pkgDir, file), "utf8"));
     assert.doesNotMatch(text, /\bany\b/, `${file} uses any`);
   }
@@ -291,7 +320,9 @@ test("the README's five lines run and print what they say", () => {
   const yaml = readme.match(/```yaml\n([\s\S]*?)```/)[1];
   assert.equal(js.length, 5, "the example is five lines");
   const printed = [];
-  const fakeRequire = (m) => (m === "rolescope" ? rolescope : { readFileSync: () => yaml });
+  // `bundle.json` is what `rolescope build` writes for the README's roles.yaml.
+  const json = compiler.bundle([{ name: "roles.yaml", text: yaml }]);
+  const fakeRequire = (m) => (m === "rolescope" ? rolescope : { readFileSync: (f) => (f === "bundle.json" ? json : yaml) });
   const run = new Function("require", "console", js.join("\n"));
   run(fakeRequire, { log: (v) => printed.push(v) });
   const comments = js.filter((l) => l.includes("console.log")).map((l) => l.split("// ")[1]);

@@ -1,13 +1,15 @@
 // The data-driven corpus in Node: every suite under policies/*/ and tests/corpus/*/ runs through
-// the npm package (`Policy.compile` + `runSuite`) and every case must pass, as with the native
-// engine (engine/tests/corpus.rs).
+// the npm package's compiler module (`rolescope/compiler`: `Policy.compile` + `runSuite`) and
+// every case must pass, as with the native engine (engine/tests/corpus.rs); the bundle it writes
+// loads in the engine module (`rolescope`) under the same revision.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { corpusFolders, loadPackage } from "../testing.mjs";
+import { corpusFolders, loadCompiler, loadPackage } from "../testing.mjs";
 
-const { Policy, validate } = loadPackage();
+const { Policy, validate, bundle } = loadCompiler();
+const engine = loadPackage();
 const folders = corpusFolders();
 
 test("the corpus is there", () => {
@@ -22,6 +24,10 @@ for (const { dir, files, suites } of folders) {
     const policy = Policy.compile(files);
     assert.match(policy.revision, /^sha256:[0-9a-f]{64}$/);
     assert.ok(policy.roles().length > 0, "no roles");
+    const enforced = engine.Policy.fromBundle(bundle(files));
+    assert.equal(enforced.revision, policy.revision);
+    assert.deepEqual(enforced.roles(), policy.roles());
+    enforced.free();
     for (const suite of suites) {
       await t.test(suite.name, () => {
         const { report, diagnostics, coverage } = policy.runSuite(suite.name, suite.text);

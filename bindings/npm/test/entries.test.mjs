@@ -1,6 +1,7 @@
 // The package as users get it: resolution by name through `exports` (Node `require` and
-// `import`, `rolescope/web`, `rolescope/bundler`), one module byte for byte in every entry and
-// in target/wasm/rolescope.wasm, and what `npm pack` would publish.
+// `import`, `rolescope/web`, `rolescope/bundler`, `rolescope/compiler`), one engine module byte
+// for byte in every main entry and in target/wasm/rolescope.wasm (what the gateway loads), and
+// what `npm pack` would publish.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -10,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 
-import { pkgDir, root, targetDir } from "../testing.mjs";
+import { loadCompiler, pkgDir, root, targetDir } from "../testing.mjs";
 
 // A project that depends on the package: node_modules/rolescope -> bindings/pkg.
 const project = mkdtempSync(join(tmpdir(), "rolescope-npm-"));
@@ -19,6 +20,8 @@ symlinkSync(pkgDir, join(project, "node_modules", "rolescope"), "dir");
 after(() => rmSync(project, { recursive: true, force: true }));
 
 const policy = readFileSync(join(root, "tests/corpus/core/policy.yaml"), "utf8");
+const files = [{ name: "policy.yaml", text: policy }];
+const bundle = loadCompiler().bundle(files);
 const request = {
   principal: { id: "ana", assignments: [{ role: "admin", scope: "msp:acme" }] },
   action: "view",
@@ -31,14 +34,14 @@ function inProject(args, script) {
   const out = execFileSync(process.execPath, [...args, "-e", script], {
     cwd: project,
     encoding: "utf8",
-    env: { ...process.env, FILES: JSON.stringify([{ name: "policy.yaml", text: policy }]), REQ: JSON.stringify(request) },
+    env: { ...process.env, FILES: JSON.stringify(files), BUNDLE: bundle, REQ: JSON.stringify(request) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return JSON.parse(out.trim().split("\n").pop());
 }
 
-const decideCjs = `const { FILES, REQ } = process.env;
-const print = (m) => console.log(JSON.stringify(m.Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+const decideCjs = `const { BUNDLE, REQ } = process.env;
+const print = (m) => console.log(JSON.stringify(m.Policy.fromBundle(BUNDLE).check(JSON.parse(REQ))));`;
 
 test("require('rolescope') in Node (CommonJS)", () => {
   assert.deepEqual(inProject([], `${decideCjs} print(require("rolescope"));`), expected);
@@ -48,8 +51,8 @@ test("require('rolescope') in Node (CommonJS)", () => {
 test("import 'rolescope' in Node (ES module)", () => {
   const script = `${decideCjs} import("rolescope").then(print);`;
   assert.deepEqual(inProject(["--input-type=commonjs"], script), expected);
-  const named = `import { Policy } from "rolescope"; const { FILES, REQ } = process.env;
-console.log(JSON.stringify(Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+  const named = `import { Policy } from "rolescope"; const { BUNDLE, REQ } = process.env;
+console.log(JSON.stringify(Policy.fromBundle(BUNDLE).check(JSON.parse(REQ))));`;
   assert.deepEqual(inProject(["--input-type=module"], named), expected);
 });
 
@@ -58,15 +61,35 @@ test("rolescope/web after init() with the bytes", () => {
 import { createRequire } from "node:module";
 const wasm = createRequire(import.meta.url).resolve("rolescope/rolescope_wasm_bg.wasm");
 await init({ module_or_path: readFileSync(wasm) });
-const { FILES, REQ } = process.env;
-console.log(JSON.stringify(Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+const { BUNDLE, REQ } = process.env;
+console.log(JSON.stringify(Policy.fromBundle(BUNDLE).check(JSON.parse(REQ))));`;
   assert.deepEqual(inProject(["--input-type=module"], script), expected);
 });
 
 test("rolescope/bundler through ES module integration (what bundlers do)", () => {
-  const script = `import { Policy } from "rolescope/bundler"; const { FILES, REQ } = process.env;
-console.log(JSON.stringify(Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+  const script = `import { Policy } from "rolescope/bundler"; const { BUNDLE, REQ } = process.env;
+console.log(JSON.stringify(Policy.fromBundle(BUNDLE).check(JSON.parse(REQ))));`;
   assert.deepEqual(inProject(["--experimental-wasm-modules", "--no-warnings", "--input-type=module"], script), expected);
+});
+
+test("rolescope/compiler: require, import and web; its bundle loads in rolescope", () => {
+  const compileCjs = `const { FILES, REQ } = process.env;
+const print = (m) => console.log(JSON.stringify(m.Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+  assert.deepEqual(inProject([], `${compileCjs} print(require("rolescope/compiler"));`), expected);
+  assert.deepEqual(inProject(["--input-type=commonjs"], `${compileCjs} import("rolescope/compiler").then(print);`), expected);
+  const web = `import init, { Policy } from "rolescope/compiler/web"; import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+const wasm = createRequire(import.meta.url).resolve("rolescope/compiler/web").replace(/rolescope_wasm\.js$/, "rolescope_wasm_bg.wasm");
+await init({ module_or_path: readFileSync(wasm) });
+const { FILES, REQ } = process.env;
+console.log(JSON.stringify(Policy.compile(JSON.parse(FILES)).check(JSON.parse(REQ))));`;
+  assert.deepEqual(inProject(["--input-type=module"], web), expected);
+  const roundTrip = `const { FILES, REQ } = process.env;
+const json = require("rolescope/compiler").bundle(JSON.parse(FILES));
+console.log(JSON.stringify(require("rolescope").Policy.fromBundle(json).check(JSON.parse(REQ))));`;
+  assert.deepEqual(inProject([], roundTrip), expected);
+  // The engine entries carry no compiler.
+  assert.deepEqual(inProject([], `console.log(JSON.stringify(typeof require("rolescope").Policy.compile));`), "undefined");
 });
 
 test("one module, byte for byte: every entry and target/wasm/rolescope.wasm", () => {
@@ -75,12 +98,19 @@ test("one module, byte for byte: every entry and target/wasm/rolescope.wasm", ()
   for (const entry of ["node", "web", "bundler"]) {
     assert.equal(sha(join(pkgDir, entry, "rolescope_wasm_bg.wasm")), gateway, `${entry}/rolescope_wasm_bg.wasm differs`);
   }
+  const compiler = sha(join(targetDir, "wasm/rolescope-compiler.wasm"));
+  assert.notEqual(compiler, gateway);
+  for (const entry of ["node", "web", "bundler"]) {
+    assert.equal(sha(join(pkgDir, "compiler", entry, "rolescope_wasm_bg.wasm")), compiler, `compiler/${entry} differs`);
+  }
   const recorded = readFileSync(join(targetDir, "wasm/rolescope.wasm.sha256"), "utf8").split(/\s+/)[0];
   assert.equal(recorded, gateway);
   const size = JSON.parse(readFileSync(join(targetDir, "wasm/size.json"), "utf8"));
   assert.equal(size.sha256, gateway);
   assert.equal(size.raw_bytes, readFileSync(join(targetDir, "wasm/rolescope.wasm")).length);
   assert.ok(size.gzip9_bytes > 0 && size.gzip9_bytes < size.raw_bytes);
+  // `cargo xtask wasm` fails over the budget; a package on disk was built within it.
+  assert.ok(size.within_budget && size.gzip9_bytes <= size.budget_gzip_bytes, JSON.stringify(size));
 });
 
 test("the module exports the plain ABI (bindings/ABI.md) next to the JS API", () => {
@@ -104,7 +134,9 @@ test("npm pack: what would be published", () => {
   const files = packed.files.map((f) => f.path).sort();
   for (const f of ["README.md", "index.d.ts", "package.json", "web.d.ts", "node/rolescope_wasm.js",
     "node/rolescope_wasm_bg.wasm", "web/rolescope_wasm.js", "web/rolescope_wasm_bg.wasm", "bundler/rolescope_wasm.js",
-    "bundler/rolescope_wasm_bg.js", "bundler/rolescope_wasm_bg.wasm"]) {
+    "bundler/rolescope_wasm_bg.js", "bundler/rolescope_wasm_bg.wasm", "compiler.d.ts", "compiler-web.d.ts",
+    "compiler/node/rolescope_wasm.js", "compiler/node/rolescope_wasm_bg.wasm", "compiler/web/rolescope_wasm.js",
+    "compiler/web/rolescope_wasm_bg.wasm", "compiler/bundler/rolescope_wasm.js", "compiler/bundler/rolescope_wasm_bg.wasm"]) {
     assert.ok(files.includes(f), `${f} is not packed: ${files.join(", ")}`);
   }
   const manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));

@@ -1,6 +1,7 @@
 // The hand-written declarations type-check as users import them: tsc (strict) over
 // test/types/*.ts in a project that depends on the package, with Node's module resolution
-// (`node16`: the `node` entry) and a bundler's (`bundler`: the default and `web` entries).
+// (`node16`: the `node` entries) and a bundler's (`bundler`: the default and `web` entries), for
+// the engine module (`rolescope`) and the compiler module (`rolescope/compiler`).
 // Skipped when tools/node_modules has no TypeScript (`cargo xtask wasm` installs it).
 
 import assert from "node:assert/strict";
@@ -39,13 +40,13 @@ function check(mode, compilerOptions, files) {
 }
 
 test("declarations type-check with Node's resolution (node16)", { skip }, () => {
-  check("node16", { module: "node16", moduleResolution: "node16", target: "es2022", lib: ["es2022"] }, ["usage.ts"]);
+  check("node16", { module: "node16", moduleResolution: "node16", target: "es2022", lib: ["es2022"] }, ["usage.ts", "compiler.ts"]);
 });
 
 test("declarations type-check with a bundler's resolution, web entry included", { skip }, () => {
   check(
     "bundler",
     { module: "esnext", moduleResolution: "bundler", target: "es2022", lib: ["es2022", "dom"] },
-    ["usage.ts", "web.ts"],
+    ["usage.ts", "compiler.ts", "web.ts"],
   );
 });
