@@ -94,7 +94,7 @@ fn base64(bytes: &[u8]) -> String {
 
 fn unbase64(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
@@ -407,7 +407,7 @@ fn expr_ok(p: &Policy, e: &Expr) -> bool {
 
 #[cfg(all(test, feature = "compiler"))]
 mod tests {
-    #![expect(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use std::path::Path;
 
@@ -515,7 +515,8 @@ mod tests {
         assert!(refused(&format!("{}{flipped}{}", &json[..at], &json[at + 1..])).contains("does not match"));
         assert!(refused(&json.replacen("\"files\":[{", "\"files\":[ {", 1)).contains("does not match"));
         // Well sealed but not what the compiler writes: the structural check.
-        let broken: [(&str, Box<dyn FnOnce(&mut Policy)>); 6] = [
+        type Edit = Box<dyn FnOnce(&mut Policy)>;
+        let broken: [(&str, Edit); 6] = [
             ("rule table", Box::new(|p| p.rules.clear())),
             ("actions", Box::new(|p| p.kinds[0].actions.clear())),
             ("levels", Box::new(|p| p.levels[0].parent = Some(0))),
