@@ -43,8 +43,8 @@ export function validate(files: RoleFile[]): Validation;
 export function bundle(files: RoleFile[]): string;
 
 /**
- * A compiled policy, with the playground's extras (`compile`, `runSuite`). Decisions never
- * throw: malformed input denies with a reason.
+ * A compiled policy, with the playground's extras (`compile`, `runSuite`, `checkInvariants`).
+ * Decisions never throw: malformed input denies with a reason.
  */
 export declare class Policy {
   private constructor();

@@ -1,7 +1,7 @@
 // Type declarations for `rolescope` (the `node` and `bundler` entries; `rolescope/web` adds
 // `init`/`initSync`, see web.d.ts): the engine module, which loads bundles and decides. The
-// playground API (`Policy.compile`, `validate`, `bundle`, `runSuite`) is `rolescope/compiler`
-// (compiler.d.ts). Hand-written: the generated wasm-bindgen declarations type
+// playground API (`Policy.compile`, `validate`, `bundle`, `runSuite`, `checkInvariants`) is
+// `rolescope/compiler` (compiler.d.ts). Hand-written: the generated wasm-bindgen declarations type
 // every object as `any`. The shapes follow the engine's serde types (engine/src/request.rs,
 // decision.rs, diag.rs, suite.rs); bindings/npm/test/ checks them against the module.
 
@@ -367,6 +367,4 @@ export declare class Policy {
   ): string[][];
   /** May the principal assign a role at a scope? */
   canAssign(request: AssignRequest): AssignDecision;
-  /** Which invariants a set of principals breaks. @throws {string} if a principal is malformed */
-  checkInvariants(principals: Principal[]): InvariantViolation[];
 }

@@ -284,13 +284,6 @@ impl Policy {
             }),
         }
     }
-
-    /// Which invariants a set of principals breaks: `InvariantViolation[]`.
-    #[wasm_bindgen(js_name = checkInvariants)]
-    pub fn check_invariants(&self, principals: JsValue) -> Result<JsValue, JsValue> {
-        let ps: Vec<engine::Principal> = from_js(&principals).map_err(|e| JsValue::from_str(&e))?;
-        Ok(to_js(&self.inner.check_invariants(&ps)))
-    }
 }
 
 impl Policy {
@@ -360,6 +353,13 @@ mod compiler {
         /// Compile role files given as text (`[{name, text}]`). Throws `{valid: false, diagnostics}`.
         pub fn compile(files: JsValue) -> Result<Policy, JsValue> {
             engine::Policy::compile(&sources(&files)?).map(|inner| Policy { inner }).map_err(|e| invalid_policy(&e))
+        }
+
+        /// Which invariants a set of principals breaks: `InvariantViolation[]`.
+        #[wasm_bindgen(js_name = checkInvariants)]
+        pub fn check_invariants(&self, principals: JsValue) -> Result<JsValue, JsValue> {
+            let ps: Vec<engine::Principal> = from_js(&principals).map_err(|e| JsValue::from_str(&e))?;
+            Ok(to_js(&self.inner.check_invariants(&ps)))
         }
 
         /// Run a test suite (YAML text) against this policy: `{report, diagnostics, coverage}`.

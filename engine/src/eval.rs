@@ -4,11 +4,14 @@
 
 use std::fmt;
 
+#[cfg(feature = "compiler")]
 use rustc_hash::FxHashMap;
 
+#[cfg(feature = "compiler")]
+use crate::decision::InvariantViolation;
 use crate::decision::{
-    AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, InvariantViolation, MatchedRule,
-    Reason, source_string,
+    AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, MatchedRule, Reason,
+    source_string,
 };
 use crate::expr::Env;
 use crate::policy::{
@@ -827,7 +830,9 @@ impl Policy {
 
     /// Which of the policy's invariants the given set of principals breaks (e.g. "at least one
     /// active principal holds `admin_with_billing` at each MSP"). Principals that cannot be
-    /// prepared count as holding nothing.
+    /// prepared count as holding nothing. (Feature `compiler`: an authoring and audit question,
+    /// kept out of the WebAssembly engine module's size budget.)
+    #[cfg(feature = "compiler")]
     pub fn check_invariants(&self, principals: &[Principal]) -> Vec<InvariantViolation> {
         let prepared: Vec<PreparedPrincipal> =
             principals.iter().filter_map(|p| self.prepare_principal(p).ok()).collect();
@@ -894,6 +899,7 @@ impl Policy {
     }
 
     /// The prefix of `scope` that ends at a node of `level`, if the path passes through one.
+    #[cfg(feature = "compiler")]
     fn ancestor_at(&self, scope: &str, level: u8) -> Option<String> {
         let lname = &self.level(level)?.name;
         let mut end = 0;

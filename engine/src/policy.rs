@@ -271,6 +271,10 @@ pub(crate) struct PreparedAssignment {
     pub(crate) index: u16,
     pub(crate) role: RoleId,
     pub(crate) rank: i64,
+    #[cfg_attr(
+        not(feature = "compiler"),
+        expect(dead_code, reason = "read by `check_invariants` (feature `compiler`)")
+    )]
     pub(crate) level: LevelId,
     pub(crate) scope: ScopeKey,
     pub(crate) tenants: Option<Box<[ScopeKey]>>,

@@ -59,7 +59,11 @@ pub struct Resource {
 }
 
 /// Who is asking: a principal given inline, or the id of a principal filed with the policy.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+///
+/// Read as a string (an id) or an object (a principal), by hand rather than with
+/// `#[serde(untagged)]`: the same answers without serde's buffering of the whole value (a
+/// sizeable part of the WebAssembly module), and the principal's own error when it is malformed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PrincipalRef {
@@ -67,6 +71,28 @@ pub enum PrincipalRef {
     Id(String),
     /// A principal given in full (e.g. built from a verified token).
     Inline(Principal),
+}
+
+impl<'de> Deserialize<'de> for PrincipalRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PrincipalRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a principal id (a string) or a principal (an object)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PrincipalRef, E> {
+                Ok(PrincipalRef::Id(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<PrincipalRef, E> {
+                Ok(PrincipalRef::Id(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PrincipalRef, A::Error> {
+                Principal::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(PrincipalRef::Inline)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One authorization question: may `principal` take `action` on `resource` in `context`?

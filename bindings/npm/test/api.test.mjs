@@ -260,14 +260,17 @@ test("report, explanation, delegation and invariant shapes", () => {
   const assign = policy.canAssign({ principal: admin, role: "technician", scope: "msp:acme/org:o1" });
   assert.deepEqual(Object.keys(assign).sort(), ["allowed", "explanation", "reason"]);
   assert.equal(typeof assign.allowed, "boolean");
-  const violations = policy.checkInvariants([admin]);
+  // An audit question of the compiler module (rolescope/compiler).
+  assert.equal(typeof policy.checkInvariants, "undefined");
+  const audit = compiler.Policy.compile(core.files);
+  const violations = audit.checkInvariants([admin]);
   assert.ok(Array.isArray(violations));
   for (const v of violations) {
     assert.equal(typeof v.invariant, "string");
     assert.equal(typeof v.found, "number");
     assert.equal(typeof v.required, "number");
   }
-  assert.throws(() => policy.checkInvariants(5), (e) => typeof e === "string");
+  assert.throws(() => audit.checkInvariants(5), (e) => typeof e === "string");
 });
 
 // -- the declarations match the module ------------------------------------------------------------

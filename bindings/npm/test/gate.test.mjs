@@ -14,14 +14,16 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, describe, test } from "node:test";
 
-import { corpusFolders, loadPackage, pkgDir, root } from "../testing.mjs";
+import { corpusFolders, loadCompiler, loadPackage, pkgDir, root } from "../testing.mjs";
 import { createGate } from "../gate/index.js";
 
-const { Policy } = process.env.ROLESCOPE_PKG_DIR
-  ? createRequire(import.meta.url)(process.env.ROLESCOPE_PKG_DIR)
-  : loadPackage();
+const pkg = process.env.ROLESCOPE_PKG_DIR;
+const { Policy } = pkg ? createRequire(import.meta.url)(pkg) : loadPackage();
+// Role files -> a policy of the engine module, through a bundle of the compiler module.
+const { bundle } = pkg ? createRequire(import.meta.url)(join(pkg, "compiler", "node", "rolescope_wasm.js")) : loadCompiler();
+const compile = (files) => Policy.fromBundle(bundle(files));
 const folder = corpusFolders().find((f) => f.dir === "policies/juniper-mist-msp");
-const policy = Policy.compile(folder.files);
+const policy = compile(folder.files);
 
 // Principals of the seed suite (policies/juniper-mist-msp/mist_msp_test.yaml).
 const principals = {
@@ -154,7 +156,7 @@ describe("createGate", () => {
 
   test("a context given to the gate reaches every decision", () => {
     const jc = corpusFolders().find((f) => f.dir === "policies/jumpcloud-mtp");
-    const p = Policy.compile(jc.files);
+    const p = compile(jc.files);
     const admin = { id: "admin", assignments: [{ role: "administrator", scope: "msp:acme", tenants: ["org:o1"] }] };
     const resource = { kind: "administrator", id: "bob", scope: "msp:acme", attributes: { status: "active" } };
     for (const context of [{ channel: "console", console: "mtp" }, { channel: "api", console: "mtp" }]) {

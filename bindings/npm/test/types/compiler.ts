@@ -1,7 +1,7 @@
 // Type-checked (never run) by types.test.mjs: the `rolescope/compiler` entry (the playground's
 // module): role files as text, diagnostics as data, suites, bundles for `rolescope`.
 
-import { Policy, bundle, validate, type Diagnostic, type InvalidPolicy, type SuiteRun, type Validation, type Verdict } from "rolescope/compiler";
+import { Policy, bundle, validate, type Diagnostic, type InvalidPolicy, type InvariantViolation, type SuiteRun, type Validation, type Verdict } from "rolescope/compiler";
 import { Policy as EnginePolicy } from "rolescope";
 
 declare const text: string;
@@ -23,7 +23,8 @@ const failed: number = suite.report.cases.filter((c) => !c.passed).length + suit
 const v: Verdict = policy.check({ principal: "ana", action: "view", resource: { kind: "device", scope: "msp:acme" } });
 const json: string = bundle(files);
 const enforced: EnginePolicy = EnginePolicy.fromBundle(json);
-void [failed, v, enforced.revision === policy.revision];
+const violations: InvariantViolation[] = policy.checkInvariants([{ id: "ana", assignments: [] }]);
+void [failed, v, enforced.revision === policy.revision, violations[0]?.found];
 
 // @ts-expect-error: role files are `{name, text}`
 bundle([{ name: "roles.yaml" }]);
