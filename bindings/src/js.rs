@@ -10,6 +10,9 @@
 //! With the feature `compiler` (the npm package's `rolescope/compiler` module) the playground
 //! API joins: `Policy.compile`, `validate`, `bundle`, `runSuite`.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+
 use js_sys::{Array, JSON};
 use rolescope_engine as engine;
 use serde::Serialize;
@@ -97,6 +100,30 @@ impl PreparedResource {
 #[wasm_bindgen]
 pub struct Policy {
     inner: engine::Policy,
+    /// Resources without attributes, prepared once per (kind, scope): `can`, `decide`,
+    /// `allowedActions` and `allowedActionsBatch` parse and hash a scope once, not per call.
+    cache: RefCell<engine::ResourceCache>,
+}
+
+impl From<engine::Policy> for Policy {
+    fn from(inner: engine::Policy) -> Self {
+        Policy { inner, cache: RefCell::new(engine::ResourceCache::new()) }
+    }
+}
+
+/// A resource as JS gives it: the engine's `Resource` (the same fields and rules), read without
+/// copying its strings.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    scope: Cow<'a, str>,
+    #[serde(default)]
+    attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 #[wasm_bindgen]
@@ -104,7 +131,7 @@ impl Policy {
     /// Load a bundle written by `rolescope build`. Throws `{valid: false, diagnostics}`.
     #[wasm_bindgen(js_name = fromBundle)]
     pub fn from_bundle(json: &str) -> Result<Policy, JsValue> {
-        engine::Policy::from_bundle(json).map(|inner| Policy { inner }).map_err(|e| invalid_policy(&e))
+        engine::Policy::from_bundle(json).map(Policy::from).map_err(|e| invalid_policy(&e))
     }
 
     /// The policy's name.
@@ -171,16 +198,9 @@ impl Policy {
     /// The fast path: may `principal` take `action` on a `kind` at `scope`? Any malformed
     /// part denies.
     pub fn can(&self, principal: &PreparedPrincipal, action: &str, kind: &str, scope: &str) -> bool {
-        let r = engine::Resource {
-            kind: kind.into(),
-            id: String::new(),
-            scope: scope.into(),
-            attributes: Default::default(),
-        };
-        match self.inner.prepare_resource(&r) {
-            Ok(res) => self.inner.decide(&principal.inner, action, &res, self.inner.empty_context()).allowed(),
-            Err(_) => false,
-        }
+        let row = Row { kind: kind.into(), id: "".into(), scope: scope.into(), attributes: serde_json::Map::new() };
+        self.with_row(row, |r| self.inner.decide(&principal.inner, action, r, self.inner.empty_context()).allowed())
+            .unwrap_or(false)
     }
 
     /// Prepare a resource (`{kind, id, scope, attributes}`) for many decisions. Throws
@@ -210,22 +230,18 @@ impl Policy {
         if principal.inner.status() != engine::Status::Active {
             return to_js(&Verdict { allowed: false, reason: engine::Reason::PrincipalInactive, detail: None });
         }
-        match self.prepare(resource, context) {
-            Ok((r, c)) => {
-                let d = self.inner.decide(&principal.inner, action, &r, &c);
-                to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
-            }
-            Err((reason, detail)) => to_js(&Verdict { allowed: false, reason, detail: Some(&detail) }),
-        }
+        let decided = self.prepared(&resource, context, |r, c| {
+            let d = self.inner.decide(&principal.inner, action, r, c);
+            to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
+        });
+        decided.unwrap_or_else(|(reason, detail)| to_js(&Verdict { allowed: false, reason, detail: Some(&detail) }))
     }
 
     /// The actions `principal` may take on `resource`: `string[]` (empty when malformed).
     #[wasm_bindgen(js_name = allowedActions)]
     pub fn allowed_actions(&self, principal: &PreparedPrincipal, resource: JsValue, context: JsValue) -> JsValue {
-        match self.prepare(resource, context) {
-            Ok((r, c)) => to_js(&self.inner.allowed_actions(&principal.inner, &r, &c).allowed),
-            Err(_) => Array::new().into(),
-        }
+        self.prepared(&resource, context, |r, c| to_js(&self.inner.allowed_actions(&principal.inner, r, c).allowed))
+            .unwrap_or_else(|_| Array::new().into())
     }
 
     /// For many resources at once (one call per page render): `string[][]`, aligned with
@@ -243,30 +259,46 @@ impl Policy {
             return Array::new().into();
         }
         let Ok(text) = json_text(&resources) else { return Array::new().into() };
-        let Ok(raw) = serde_json::from_slice::<Vec<&RawValue>>(text.as_bytes()) else { return Array::new().into() };
-        let rows: Vec<Option<engine::Resource>> =
-            raw.iter().map(|r| serde_json::from_slice(r.get().as_bytes()).ok()).collect();
+        let Ok(rows) = serde_json::from_slice::<Vec<&RawValue>>(text.as_bytes()) else { return Array::new().into() };
         let ctx = match self.context(context) {
             Ok(c) => c,
             Err(_) => return to_js(&vec![[(); 0]; rows.len()]),
         };
-        let wanted: Vec<&str> = actions.iter().map(String::as_str).collect();
-        let out: Vec<Vec<String>> = rows
+        let p = &principal.inner;
+        // The wanted actions' ids, per kind (resolved once per kind of the page).
+        let mut ids: Vec<(u32, Vec<Option<u8>>)> = Vec::new();
+        let out: Vec<Vec<&str>> = rows
             .iter()
-            .map(|row| match row.as_ref().map(|r| self.inner.prepare_resource(r)) {
-                None => Vec::new(),
-                Some(Err(_)) => Vec::new(),
-                Some(Ok(res)) if wanted.is_empty() => self.inner.allowed_actions(&principal.inner, &res, &ctx).allowed,
-                Some(Ok(res)) => {
-                    let mask = self.inner.check_batch(&principal.inner, &wanted, std::slice::from_ref(&res), &ctx);
-                    let m = mask.first().copied().unwrap_or(0);
-                    wanted
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| m & (1u64 << i) != 0)
-                        .map(|(_, a)| (*a).to_owned())
-                        .collect()
-                }
+            .map(|raw| {
+                let Ok(row) = serde_json::from_slice::<Row<'_>>(raw.get().as_bytes()) else { return Vec::new() };
+                let Some(kind) = self.inner.kind_id(&row.kind) else { return Vec::new() };
+                let names = self.inner.actions_of(&row.kind).unwrap_or_default();
+                let wanted: &[Option<u8>] = match ids.iter().position(|(k, _)| *k == kind) {
+                    Some(i) => ids.get(i).map_or(&[], |(_, v)| v.as_slice()),
+                    None => {
+                        let v = actions.iter().map(|a| self.inner.action_id(kind, a)).collect();
+                        ids.push((kind, v));
+                        ids.last().map_or(&[], |(_, v)| v.as_slice())
+                    }
+                };
+                let allowed = |r: &engine::PreparedResource, a: u8| self.inner.decide_ids(p, a, r, &ctx).allowed();
+                self.with_row(row, |r| {
+                    if actions.is_empty() {
+                        let all = (0..names.len()).filter_map(|a| u8::try_from(a).ok());
+                        all.filter(|a| allowed(r, *a))
+                            .filter_map(|a| names.get(usize::from(a)))
+                            .map(String::as_str)
+                            .collect()
+                    } else {
+                        actions
+                            .iter()
+                            .zip(wanted)
+                            .filter(|(_, a)| a.is_some_and(|a| allowed(r, a)))
+                            .map(|(name, _)| name.as_str())
+                            .collect()
+                    }
+                })
+                .unwrap_or_default()
             })
             .collect();
         to_js(&out)
@@ -287,23 +319,51 @@ impl Policy {
 }
 
 impl Policy {
-    fn context(&self, context: JsValue) -> Result<engine::PreparedContext, (engine::Reason, String)> {
+    fn context(&self, context: JsValue) -> Result<Cow<'_, engine::PreparedContext>, (engine::Reason, String)> {
         if context.is_undefined() || context.is_null() {
-            return Ok(self.inner.empty_context().clone());
+            return Ok(Cow::Borrowed(self.inner.empty_context()));
         }
         let map: serde_json::Map<String, serde_json::Value> =
             from_js(&context).map_err(|e| (engine::Reason::InvalidRequest, e))?;
-        self.inner.prepare_context(&map).map_err(|e| (e.reason(), e.message().to_owned()))
+        self.inner.prepare_context(&map).map(Cow::Owned).map_err(|e| (e.reason(), e.message().to_owned()))
     }
 
-    fn prepare(
+    /// Run `f` on `row` prepared: from the resource cache when it has no attributes (its scope
+    /// is parsed once per policy), afresh otherwise. Errors are `prepare_resource`'s.
+    fn with_row<R>(
         &self,
-        resource: JsValue,
+        row: Row<'_>,
+        f: impl FnOnce(&engine::PreparedResource) -> R,
+    ) -> Result<R, engine::RequestError> {
+        if row.attributes.is_empty()
+            && let Some(kind) = self.inner.kind_id(&row.kind)
+            && let Ok(mut cache) = self.cache.try_borrow_mut()
+        {
+            return self.inner.cached_resource(&mut cache, kind, &row.scope, &row.id).map(f);
+        }
+        let r = engine::Resource {
+            kind: row.kind.into_owned(),
+            id: row.id.into_owned(),
+            scope: row.scope.into_owned(),
+            attributes: row.attributes,
+        };
+        self.inner.prepare_resource(&r).map(|r| f(&r))
+    }
+
+    /// Run `f` on a resource object and a context (`null`/`undefined`: none) prepared.
+    fn prepared<R>(
+        &self,
+        resource: &JsValue,
         context: JsValue,
-    ) -> Result<(engine::PreparedResource, engine::PreparedContext), (engine::Reason, String)> {
-        let r: engine::Resource = from_js(&resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
-        let res = self.inner.prepare_resource(&r).map_err(|e| (e.reason(), e.message().to_owned()))?;
-        Ok((res, self.context(context)?))
+        f: impl FnOnce(&engine::PreparedResource, &engine::PreparedContext) -> R,
+    ) -> Result<R, (engine::Reason, String)> {
+        let text = json_text(resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
+        let row: Row<'_> =
+            serde_json::from_slice(text.as_bytes()).map_err(|e| (engine::Reason::InvalidRequest, e.to_string()))?;
+        // The resource's problem first, then the context's (as `prepare_resource` then
+        // `prepare_context`).
+        let decided = self.with_row(row, |r| self.context(context).map(|c| f(r, &c)));
+        decided.map_err(|e| (e.reason(), e.message().to_owned()))?
     }
 }
 
@@ -352,7 +412,7 @@ mod compiler {
     impl Policy {
         /// Compile role files given as text (`[{name, text}]`). Throws `{valid: false, diagnostics}`.
         pub fn compile(files: JsValue) -> Result<Policy, JsValue> {
-            engine::Policy::compile(&sources(&files)?).map(|inner| Policy { inner }).map_err(|e| invalid_policy(&e))
+            engine::Policy::compile(&sources(&files)?).map(Policy::from).map_err(|e| invalid_policy(&e))
         }
 
         /// Which invariants a set of principals breaks: `InvariantViolation[]`.
