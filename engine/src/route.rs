@@ -269,7 +269,7 @@ mod compiling {
 
     /// Split `METHOD /path` and check both parts; returns the method, the path and its
     /// parameter names.
-    fn parse_route_line(s: &str) -> Result<(String, String, Vec<String>), String> {
+    pub(super) fn parse_route_line(s: &str) -> Result<(String, String, Vec<String>), String> {
         let s = s.trim();
         let Some((method, path)) = s.split_once(' ') else {
             return Err(format!("route `{s}` must be `METHOD /path`"));
@@ -322,7 +322,7 @@ mod compiling {
     }
 
     /// Parse a text template (`org:{org}`, `{device}`, `literal`) against the route's parameters.
-    fn parse_pieces(s: &str, params: &[String]) -> Result<Vec<Piece>, String> {
+    pub(super) fn parse_pieces(s: &str, params: &[String]) -> Result<Vec<Piece>, String> {
         let mut out = Vec::new();
         let mut rest = s;
         while let Some(open) = rest.find('{') {
@@ -840,8 +840,9 @@ impl Policy {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compiler"))]
 mod tests {
+    use super::compiling::{parse_pieces, parse_route_line};
     use super::*;
 
     #[test]
