@@ -111,21 +111,6 @@ impl From<engine::Policy> for Policy {
     }
 }
 
-/// A resource as JS gives it: the engine's `Resource` (the same fields and rules), read without
-/// copying its strings.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Row<'a> {
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    scope: Cow<'a, str>,
-    #[serde(default)]
-    attributes: serde_json::Map<String, serde_json::Value>,
-}
-
 #[wasm_bindgen]
 impl Policy {
     /// Load a bundle written by `rolescope build`. Throws `{valid: false, diagnostics}`.
@@ -198,8 +183,13 @@ impl Policy {
     /// The fast path: may `principal` take `action` on a `kind` at `scope`? Any malformed
     /// part denies.
     pub fn can(&self, principal: &PreparedPrincipal, action: &str, kind: &str, scope: &str) -> bool {
-        let row = Row { kind: kind.into(), id: "".into(), scope: scope.into(), attributes: serde_json::Map::new() };
-        self.with_row(row, |r| self.inner.decide(&principal.inner, action, r, self.inner.empty_context()).allowed())
+        let row = engine::Resource {
+            kind: kind.into(),
+            id: String::new(),
+            scope: scope.into(),
+            attributes: serde_json::Map::new(),
+        };
+        self.row_to(row, |r| self.inner.decide(&principal.inner, action, r, self.inner.empty_context()).allowed())
             .unwrap_or(false)
     }
 
@@ -270,7 +260,9 @@ impl Policy {
         let out: Vec<Vec<&str>> = rows
             .iter()
             .map(|raw| {
-                let Ok(row) = serde_json::from_slice::<Row<'_>>(raw.get().as_bytes()) else { return Vec::new() };
+                let Ok(row) = serde_json::from_slice::<engine::Resource>(raw.get().as_bytes()) else {
+                    return Vec::new();
+                };
                 let Some(kind) = self.inner.kind_id(&row.kind) else { return Vec::new() };
                 let names = self.inner.actions_of(&row.kind).unwrap_or_default();
                 let wanted: &[Option<u8>] = match ids.iter().position(|(k, _)| *k == kind) {
@@ -282,7 +274,7 @@ impl Policy {
                     }
                 };
                 let allowed = |r: &engine::PreparedResource, a: u8| self.inner.decide_ids(p, a, r, &ctx).allowed();
-                self.with_row(row, |r| {
+                self.row_to(row, |r| {
                     if actions.is_empty() {
                         let all = (0..names.len()).filter_map(|a| u8::try_from(a).ok());
                         all.filter(|a| allowed(r, *a))
@@ -330,24 +322,31 @@ impl Policy {
 
     /// Run `f` on `row` prepared: from the resource cache when it has no attributes (its scope
     /// is parsed once per policy), afresh otherwise. Errors are `prepare_resource`'s.
-    fn with_row<R>(
+    /// (`f` is a `dyn`: one copy of this path in the module, not one per caller.)
+    fn with_row(
         &self,
-        row: Row<'_>,
-        f: impl FnOnce(&engine::PreparedResource) -> R,
-    ) -> Result<R, engine::RequestError> {
+        row: engine::Resource,
+        f: &mut dyn FnMut(&engine::PreparedResource),
+    ) -> Result<(), engine::RequestError> {
         if row.attributes.is_empty()
             && let Some(kind) = self.inner.kind_id(&row.kind)
             && let Ok(mut cache) = self.cache.try_borrow_mut()
         {
             return self.inner.cached_resource(&mut cache, kind, &row.scope, &row.id).map(f);
         }
-        let r = engine::Resource {
-            kind: row.kind.into_owned(),
-            id: row.id.into_owned(),
-            scope: row.scope.into_owned(),
-            attributes: row.attributes,
-        };
-        self.inner.prepare_resource(&r).map(|r| f(&r))
+        self.inner.prepare_resource(&row).map(|r| f(&r))
+    }
+
+    /// [`Policy::with_row`] for a closure that returns a value.
+    fn row_to<R: Default>(
+        &self,
+        row: engine::Resource,
+        f: impl FnOnce(&engine::PreparedResource) -> R,
+    ) -> Result<R, engine::RequestError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.with_row(row, &mut |r| out = f.take().map(|f| f(r)))?;
+        Ok(out.unwrap_or_default())
     }
 
     /// Run `f` on a resource object and a context (`null`/`undefined`: none) prepared.
@@ -358,12 +357,13 @@ impl Policy {
         f: impl FnOnce(&engine::PreparedResource, &engine::PreparedContext) -> R,
     ) -> Result<R, (engine::Reason, String)> {
         let text = json_text(resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
-        let row: Row<'_> =
+        let row: engine::Resource =
             serde_json::from_slice(text.as_bytes()).map_err(|e| (engine::Reason::InvalidRequest, e.to_string()))?;
         // The resource's problem first, then the context's (as `prepare_resource` then
         // `prepare_context`).
-        let decided = self.with_row(row, |r| self.context(context).map(|c| f(r, &c)));
-        decided.map_err(|e| (e.reason(), e.message().to_owned()))?
+        let decided = self.row_to(row, |r| Some(self.context(context).map(|c| f(r, &c))));
+        let decided = decided.map_err(|e| (e.reason(), e.message().to_owned()))?;
+        decided.unwrap_or_else(|| Err((engine::Reason::InvalidRequest, "no resource".to_owned())))
     }
 }
 

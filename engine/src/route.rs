@@ -10,7 +10,6 @@
 //! (a `%` after decoding), and decoded `/`, `\`, `;` or control characters inside a segment.
 //! Paths are case-sensitive and a trailing slash is part of the path.
 
-use matchit::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Reason;
@@ -180,20 +179,70 @@ struct Route {
     target: Option<Target>,
 }
 
-/// A policy's compiled route table. In a bundle: `base` and `routes`; the routers are built
+/// One segment of a route's path: a literal, or a parameter (by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+/// A policy's compiled route table. In a bundle: `base` and `routes`; the patterns are built
 /// again from the routes' labels (`METHOD /path`) when it is loaded.
+///
+/// Matching: a route matches a path with as many segments whose literals are equal and whose
+/// parameters are not empty; of several, the one with a literal where the others have a
+/// parameter at the first segment they differ in (a literal wins over a parameter, as in a
+/// radix router that tries static children first and backtracks). Two routes of one method
+/// with the same literals and parameters at the same places conflict (refused when compiled).
+/// A route table is tens of routes: a scan is as fast as a tree and far smaller in the
+/// WebAssembly module. (A unit test checks it against the `matchit` router.)
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RouteTable {
     base: String,
     routes: Vec<Route>,
-    /// One router per method, values index `routes`.
-    methods: Vec<(String, Router<usize>)>,
+    /// Per route (same index): its method and path segments.
+    patterns: Vec<(String, Vec<Seg>)>,
 }
 
 impl RouteTable {
-    fn router(&self, method: &str) -> Option<&Router<usize>> {
-        let find = |m: &str| self.methods.iter().find(|(name, _)| name == m).map(|(_, r)| r);
-        find(method).or_else(|| if method == "HEAD" { find("GET") } else { None })
+    /// The route matching `method` and the normalized `path` (`/...`), with its parameters.
+    /// `HEAD` falls back to the `GET` routes when there is no `HEAD` route at all.
+    fn find<'a, 'p>(&'a self, method: &str, path: &'p str) -> Option<(&'a Route, Vec<(&'a str, &'p str)>)> {
+        let has = |m: &str| self.patterns.iter().any(|(pm, _)| pm == m);
+        let method = if has(method) {
+            method
+        } else if method == "HEAD" && has("GET") {
+            "GET"
+        } else {
+            return None;
+        };
+        let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        let matches = |pat: &[Seg]| {
+            pat.len() == segs.len()
+                && pat.iter().zip(&segs).all(|(p, s)| match p {
+                    Seg::Lit(l) => l == s,
+                    Seg::Param(_) => !s.is_empty(),
+                })
+        };
+        let (i, pat) = self
+            .patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, pat))| m == method && matches(pat))
+            .map(|(i, (_, pat))| (i, pat))
+            .min_by(|a, b| {
+                let kinds = |p: &[Seg]| p.iter().map(|s| matches!(s, Seg::Param(_))).collect::<Vec<bool>>();
+                kinds(a.1).cmp(&kinds(b.1))
+            })?;
+        let params = pat
+            .iter()
+            .zip(&segs)
+            .filter_map(|(p, s)| match p {
+                Seg::Param(name) => Some((name.as_str(), *s)),
+                Seg::Lit(_) => None,
+            })
+            .collect();
+        Some((self.routes.get(i)?, params))
     }
 
     /// The number of routes (public and protected).
@@ -201,21 +250,32 @@ impl RouteTable {
         self.routes.len()
     }
 
-    /// Add `route` under `method` and `path`; `Err` when the path conflicts with a route of
-    /// the same method.
-    fn add(&mut self, method: String, path: String, route: Route) -> Result<(), matchit::InsertError> {
-        let index = self.routes.len();
-        let router = match self.methods.iter().position(|(m, _)| *m == method) {
-            Some(i) => self.methods.get_mut(i).map(|(_, r)| r),
-            None => {
-                self.methods.push((method, Router::new()));
-                self.methods.last_mut().map(|(_, r)| r)
-            }
+    /// Add `route` under `method` and `path`; `Err` (naming the other route) when a route of
+    /// the same method has the same shape.
+    fn add(&mut self, method: String, path: &str, route: Route) -> Result<(), String> {
+        let segs: Vec<Seg> = path
+            .strip_prefix('/')
+            .unwrap_or(path)
+            .split('/')
+            .map(|s| match s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_owned()),
+                None => Seg::Lit(s.to_owned()),
+            })
+            .collect();
+        let same_shape = |other: &[Seg]| {
+            other.len() == segs.len()
+                && other.iter().zip(&segs).all(|pair| match pair {
+                    (Seg::Lit(a), Seg::Lit(b)) => a == b,
+                    (Seg::Param(_), Seg::Param(_)) => true,
+                    _ => false,
+                })
         };
-        if let Some(router) = router {
-            router.insert(path, index)?;
-            self.routes.push(route);
+        if let Some(i) = self.patterns.iter().position(|(m, other)| *m == method && same_shape(other)) {
+            let other = self.routes.get(i).map_or("", |r| r.label.as_str());
+            return Err(format!("`{other}` matches the same requests"));
         }
+        self.patterns.push((method, segs));
+        self.routes.push(route);
         Ok(())
     }
 
@@ -239,7 +299,7 @@ impl<'de> Deserialize<'de> for RouteTable {
         for route in routes {
             let (method, path) = route.label.split_once(' ').ok_or_else(|| D::Error::custom("route label"))?;
             let (method, path) = (method.to_owned(), path.to_owned());
-            table.add(method, path, route).map_err(|_| D::Error::custom("conflicting routes"))?;
+            table.add(method, &path, route).map_err(D::Error::custom)?;
         }
         Ok(table)
     }
@@ -434,12 +494,12 @@ mod compiling {
         target: Option<Target>,
     ) {
         let label = format!("{method} {path}");
-        if let Err(e) = table.add(method, path, Route { label: label.clone(), target }) {
+        if let Err(e) = table.add(method, &path, Route { label: label.clone(), target }) {
             cx.err_hint(
                 codes::ROUTE_CONFLICT,
                 loc(file, at),
                 format!("route `{label}` conflicts with another route"),
-                Some(e.to_string()),
+                Some(e),
             );
         }
     }
@@ -762,10 +822,7 @@ impl Policy {
         };
         let norm = normalize(req.target)?;
         let no_route = || RequestError::new(Reason::NoRoute, format!("no route for `{} {}`", req.method, norm.path));
-        let router = table.router(req.method).ok_or_else(no_route)?;
-        let matched = router.at(&norm.path).map_err(|_| no_route())?;
-        let route = table.routes.get(*matched.value).ok_or_else(no_route)?;
-        let params: Vec<(&str, &str)> = matched.params.iter().collect();
+        let (route, params) = table.find(req.method, &norm.path).ok_or_else(no_route)?;
         let Some(t) = &route.target else {
             return Ok(RoutedRequest { route: route.label.clone(), question: None });
         };
@@ -945,5 +1002,113 @@ roles: { r: { held_at: [msp], grants: [{ resources: [doc], actions: [view] }] } 
             .err()
             .map(|e| e.diagnostics().iter().map(|d| d.code().to_owned()).collect::<Vec<_>>());
         assert_eq!(err, Some(vec!["RS010".to_owned()]));
+    }
+}
+
+/// The route matcher against the `matchit` router (a radix tree that tries static children
+/// first and backtracks): the same route and parameters for every path tried, on the seed
+/// policies' route tables and on a table made to need backtracking.
+#[cfg(all(test, feature = "compiler"))]
+mod matcher_tests {
+    use super::{Route, RouteTable};
+
+    fn check(labels: &[&str]) {
+        let mut table = RouteTable::default();
+        let mut routers: Vec<(String, matchit::Router<usize>)> = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            let (method, path) = label.split_once(' ').expect("label");
+            table
+                .add(method.to_owned(), path, Route { label: (*label).to_owned(), target: None })
+                .expect("no conflict");
+            match routers.iter_mut().find(|(m, _)| m == method) {
+                Some((_, r)) => r.insert(path, i).expect("matchit agrees: no conflict"),
+                None => {
+                    let mut r = matchit::Router::new();
+                    r.insert(path, i).expect("matchit");
+                    routers.push((method.to_owned(), r));
+                }
+            }
+        }
+        // Paths: every route with its parameters filled in several ways, and variations.
+        let fills = ["o1", "x", "orgs", "devices", "v1", "api", ""];
+        let mut paths: Vec<String> = vec!["/".into(), "//".into(), "/x".into(), "/x/".into()];
+        for label in labels {
+            let path = label.split_once(' ').expect("label").1;
+            for f in fills {
+                let filled: Vec<String> =
+                    path.split('/').map(|s| if s.starts_with('{') { f.to_owned() } else { s.to_owned() }).collect();
+                let p = filled.join("/");
+                paths.push(format!("{p}/"));
+                paths.push(format!("{p}/extra"));
+                paths.push(p.trim_end_matches('/').to_owned());
+                paths.push(p);
+            }
+        }
+        for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"] {
+            let router = routers
+                .iter()
+                .find(|(m, _)| m == method)
+                .or_else(|| if method == "HEAD" { routers.iter().find(|(m, _)| m == "GET") } else { None })
+                .map(|(_, r)| r);
+            for path in &paths {
+                let ours = table.find(method, path).map(|(r, params)| {
+                    (
+                        r.label.clone(),
+                        params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>(),
+                    )
+                });
+                let theirs = router.and_then(|r| r.at(path).ok()).map(|m| {
+                    let label = labels[*m.value].to_owned();
+                    (label, m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<Vec<_>>())
+                });
+                assert_eq!(ours, theirs, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn matches_as_matchit_on_the_seed_route_tables() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut tables = 0;
+        for dir in [
+            "policies/juniper-mist-msp",
+            "policies/jumpcloud-mtp",
+            "policies/msp-panel",
+            "policies/site24x7-msp",
+            "tests/corpus/routes",
+        ] {
+            let mut sources = Vec::new();
+            for entry in std::fs::read_dir(root.join(dir)).expect("folder") {
+                let path = entry.expect("entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                if name.ends_with(".yaml") && !name.ends_with("_test.yaml") {
+                    sources.push(crate::Source::new(name, std::fs::read_to_string(&path).expect("read")));
+                }
+            }
+            let policy = crate::Policy::compile(&sources).expect("compiles");
+            let labels: Vec<&str> = policy.route_templates().collect();
+            if !labels.is_empty() {
+                tables += 1;
+                check(&labels);
+            }
+        }
+        assert!(tables >= 4, "only {tables} route tables");
+    }
+
+    #[test]
+    fn matches_as_matchit_where_a_literal_must_give_way() {
+        check(&[
+            "GET /a/b/c",
+            "GET /{x}/b/d",
+            "GET /a/{y}/c/",
+            "GET /a/{y}",
+            "GET /{x}",
+            "GET /",
+            "GET /a/b/{z}/{w}",
+            "GET /orgs/{org}/devices/{device}",
+            "GET /orgs/{org}/devices/count",
+            "POST /orgs/{org}/devices",
+            "HEAD /status",
+        ]);
     }
 }
