@@ -113,7 +113,7 @@ fn the_module_is_wasm_bindgen_output_with_no_start_section() {
         "rs_decide",
         "rs_authorize",
         "rs_check_json",
-        "policy_compile",
+        "policy_fromBundle",
         "__wbindgen_start",
     ] {
         assert!(exports.iter().any(|e| e == name), "no export `{name}`");
