@@ -1010,6 +1010,8 @@ roles: { r: { held_at: [msp], grants: [{ resources: [doc], actions: [view] }] } 
 /// policies' route tables and on a table made to need backtracking.
 #[cfg(all(test, feature = "compiler"))]
 mod matcher_tests {
+    #![expect(clippy::expect_used, clippy::indexing_slicing, reason = "a test helper: a failure is a test failure")]
+
     use super::{Route, RouteTable};
 
     fn check(labels: &[&str]) {
