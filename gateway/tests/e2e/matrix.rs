@@ -543,14 +543,7 @@ fn run(policy: &str) -> usize {
         "{} of {count} requests answered wrongly (first 40):\n{}\ngateway warnings:\n{}",
         failures.len(),
         failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"),
-        stack
-            .gateway
-            .output()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+        stack.gateway.warnings()
     );
     assert_upstream_saw(&stack, &sent);
     let allowed = sent.len();

@@ -192,13 +192,7 @@ fn reload_under_load_answers_old_or_new_only() {
         "{} answers were neither the old nor the new revision's (old {total_old}, new {total_new}):\n{}\n{}",
         wrong.len(),
         wrong.iter().take(10).cloned().collect::<Vec<_>>().join("\n"),
-        s.gateway
-            .output()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+        s.gateway.warnings()
     );
     assert!(total_old > 0 && total_new > 0, "both revisions answered (old {total_old}, new {total_new})");
     // nothing denied arrived: the upstream saw exactly the old revision's answers

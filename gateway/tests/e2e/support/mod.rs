@@ -247,6 +247,13 @@ impl Gateway {
         format!("--- stderr\n{}\n--- stdout\n{}", read("stderr.log"), read("stdout.log"))
     }
 
+    /// The first 20 warning and error lines of its log (for failure messages).
+    pub(crate) fn warnings(&self) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(20).collect();
+        lines.join("\n")
+    }
+
     /// Send a well-formed request to the proxy address.
     #[track_caller]
     pub(crate) fn send(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
