@@ -11,7 +11,7 @@ use rolescope_engine::{Principal, Reason};
 
 use super::identity::Verified;
 use super::reject::{BadRequest, Rejection, Unavailable};
-use crate::wasm_host::{Error, Handle, Host, Revision, WasmEngine};
+use crate::wasm_host::{Error, Handle, Host, HttpVerdict, Revision, WasmEngine};
 
 /// Prepared principals kept per thread (then all are released and the cache starts over).
 const HANDLES_PER_THREAD: usize = 4096;
@@ -31,17 +31,14 @@ pub(crate) struct HttpQuery<'a> {
     pub(crate) headers: &'a [(&'a str, &'a str)],
 }
 
-/// The engine's answer, as the gateway logs and enforces it.
+/// The engine's answer, as the gateway logs and enforces it: the host's verdict (kept whole,
+/// so its strings are read only when a decision is logged), with the reason the gateway
+/// enforces (an unfiled subject's `unauthenticated` becomes `unknown_principal`).
 #[derive(Clone, Debug)]
 pub(crate) struct Verdict {
     pub(crate) allowed: bool,
     pub(crate) reason: Reason,
-    pub(crate) revision: Revision,
-    pub(crate) route: Option<String>,
-    pub(crate) action: Option<String>,
-    pub(crate) kind: Option<String>,
-    pub(crate) tenant: Option<String>,
-    pub(crate) resource: Option<String>,
+    pub(crate) http: HttpVerdict,
 }
 
 /// Principals filed in one bundle, by subject.
@@ -176,15 +173,6 @@ fn with_handle<R>(
 /// target, matches the bundle's route table and decides).
 fn decide(host: &mut Host, handle: Option<&Handle>, req: &HttpQuery<'_>) -> Result<Verdict, Error> {
     let request = rolescope_engine::HttpRequest { method: req.method, target: req.target, headers: req.headers };
-    let v = host.authorize(handle, &request)?;
-    Ok(Verdict {
-        allowed: v.allowed(),
-        reason: v.reason(),
-        revision: v.revision().clone(),
-        route: v.route().map(str::to_owned),
-        action: v.action().map(str::to_owned),
-        kind: v.kind().map(str::to_owned),
-        tenant: v.tenant().map(str::to_owned),
-        resource: v.resource_id().map(str::to_owned),
-    })
+    let http = host.authorize(handle, &request)?;
+    Ok(Verdict { allowed: http.allowed(), reason: http.reason(), http })
 }

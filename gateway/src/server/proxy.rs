@@ -242,7 +242,7 @@ fn authorize(
             Err(rejection)
         }
         Ok(v) => {
-            ex.revision = Some(v.revision.as_str().to_owned());
+            ex.revision = Some(v.http.revision().as_str().to_owned());
             let rejection = (!v.allowed).then_some(Rejection::Denied(v.reason));
             let reason = rejection.map_or(v.reason.as_str(), Rejection::reason);
             log_decision(state, ex, method, principal.as_deref(), Some(&v), reason, start);
@@ -286,11 +286,11 @@ fn log_decision(
         decision_id: ex.decision_id.clone(),
         time: now_rfc3339(),
         principal: principal.map(str::to_owned),
-        tenant: v.and_then(|v| v.tenant.clone()),
-        action: v.and_then(|v| v.action.clone()),
-        kind: v.and_then(|v| v.kind.clone()),
-        resource: v.and_then(|v| v.resource.clone()),
-        route: v.and_then(|v| v.route.clone()),
+        tenant: v.and_then(|v| v.http.tenant()).map(str::to_owned),
+        action: v.and_then(|v| v.http.action()).map(str::to_owned),
+        kind: v.and_then(|v| v.http.kind()).map(str::to_owned),
+        resource: v.and_then(|v| v.http.resource_id()).map(str::to_owned),
+        route: v.and_then(|v| v.http.route()).map(str::to_owned),
         method: method.to_owned(),
         allowed,
         reason,
