@@ -148,7 +148,7 @@ fn refused_reloads(metrics: &str) -> u64 {
 
 #[test]
 fn reload_under_load_answers_old_or_new_only() {
-    let s = Stack::start(SEED);
+    let mut s = Stack::start(SEED);
     let old = support::policy(SEED).revision().to_owned();
     let (new_policy, new_bundle) = variant();
     let new = new_policy.revision().to_owned();
@@ -174,11 +174,15 @@ fn reload_under_load_answers_old_or_new_only() {
             })
         })
         .collect();
-    for i in 0..12 {
-        std::thread::sleep(Duration::from_millis(250));
-        support::publish(&s.bundle_path, if i % 2 == 0 { &new_bundle } else { &old_bundle });
+    // flip revisions; each flip waits until the gateway serves it (a watcher that samples the
+    // file periodically must not be able to miss every other revision)
+    for i in 0..6 {
+        std::thread::sleep(Duration::from_millis(150));
+        let (bundle, rev) = if i % 2 == 0 { (&new_bundle, &new) } else { (&old_bundle, &old) };
+        support::publish(&s.bundle_path, bundle);
+        s.gateway.wait_revision(rev, Duration::from_secs(15));
     }
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(150));
     stop.store(true, Ordering::Relaxed);
     let (mut total_old, mut total_new, mut wrong) = (0, 0, Vec::new());
     for c in clients {
