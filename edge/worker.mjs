@@ -5,7 +5,7 @@
 //   1. refuse ambiguous requests (two Authorization headers, a token in the query string);
 //   2. verify the bearer token with WebCrypto against a JWKS (edge/jwt.mjs);
 //   3. map the request through the policy's route table and path normalization
-//      (`policy.authorizeHttp`) and decide;
+//      (`policy.authorizeHttp`, `authorizeHttpAnonymous`) and decide;
 //   4. forward the allowed ones to UPSTREAM with the gateway's header rules, or answer the
 //      gateway's status and JSON body `{"error","reason","decision_id"}`.
 // Every failure denies: no policy, an engine fault, a malformed token or request.
@@ -177,9 +177,14 @@ async function identify(request, env, now) {
   return { token, principal, exp };
 }
 
+/** The route table's decision for a prepared principal, or an anonymous caller (`null`). */
+function authorizeHttp(policy, prepared, query) {
+  return prepared === null ? policy.authorizeHttpAnonymous(query) : policy.authorizeHttp(prepared, query);
+}
+
 /** The engine's decision for the request; `prepared` is cached per token. */
 function decide(policy, who, query) {
-  if (who === null) return policy.authorizeHttp(null, query);
+  if (who === null) return authorizeHttp(policy, null, query);
   let entry = principals.get(who.token);
   if (!entry) {
     let prepared = null;
@@ -192,11 +197,11 @@ function decide(policy, who, query) {
     entry = { prepared, exp: who.exp, principal: who.principal };
     principals.set(who.token, entry);
   }
-  if (entry.prepared !== null) return policy.authorizeHttp(entry.prepared, query);
+  if (entry.prepared !== null) return authorizeHttp(policy, entry.prepared, query);
   // A principal the engine refuses: routed anonymously (a path or route problem keeps its
   // reason, a public route stays public); anything else is denied with the engine's reason
   // for the principal.
-  const routed = policy.authorizeHttp(null, query);
+  const routed = authorizeHttp(policy, null, query);
   if (routed.allowed || routed.reason !== "unauthenticated") return routed;
   const probe = policy.check({ principal: who.principal, action: "", resource: { kind: "", scope: "" } });
   return { ...routed, reason: probe.reason };

@@ -35,7 +35,7 @@ export async function runParity() {
     const req = { method: c.method, target: c.target, headers: c.headers };
     let got;
     if (c.principal === undefined) {
-      got = policy.authorizeHttp(null, req);
+      got = policy.authorizeHttpAnonymous(req);
     } else {
       let p = null;
       try {
@@ -50,7 +50,7 @@ export async function runParity() {
         // A principal the engine refuses: the route's answer without a principal, denied with
         // the engine's reason for that principal (as the native corpus writer does).
         const probe = policy.check({ principal: c.principal, action: "", resource: { kind: "", scope: "" } });
-        got = { ...policy.authorizeHttp(null, req), allowed: false, reason: probe.reason };
+        got = { ...policy.authorizeHttpAnonymous(req), allowed: false, reason: probe.reason };
       }
     }
     out.http += 1;
