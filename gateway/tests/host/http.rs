@@ -65,19 +65,19 @@ fn native(policy: &Policy, principal: Option<&PrincipalRef>, req: &HttpRequest<'
     }
 }
 
-/// The route templates of a policy folder's `routes.yaml` (`route: "..."` entries and the
-/// `public:` list), read as text.
-fn templates(dir: &str) -> Vec<String> {
-    let path = crate::module::workspace().join(dir).join("routes.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Vec::new() };
+/// The route templates of a policy folder's role files (`routes.yaml` in the seed policies):
+/// `route: "..."` entries and the `public:` list, read as text.
+fn templates(folder: &rolescope_parity::Folder) -> Vec<String> {
     let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split(" #").next().unwrap_or("");
-        if let Some(rest) = line.split("route: \"").nth(1) {
-            out.extend(rest.split('"').next().map(str::to_owned));
-        }
-        if let Some(list) = line.trim_start().strip_prefix("public:") {
-            out.extend(list.split('"').skip(1).step_by(2).map(str::to_owned));
+    for source in &folder.sources {
+        for line in source.text().lines() {
+            let line = line.split(" #").next().unwrap_or("");
+            if let Some(rest) = line.split("route: \"").nth(1) {
+                out.extend(rest.split('"').next().map(str::to_owned));
+            }
+            if let Some(list) = line.trim_start().strip_prefix("public:") {
+                out.extend(list.split('"').skip(1).step_by(2).map(str::to_owned));
+            }
         }
     }
     out
@@ -202,10 +202,10 @@ fn every_http_case_and_generated_request_is_authorized_as_natively() {
         let mut who: Vec<Option<PrincipalRef>> = vec![None];
         who.extend(principals.into_iter().map(|p| Some(PrincipalRef::Inline(p))));
         let mut requests = hostile();
-        for (i, t) in templates(&folder.dir).iter().enumerate() {
+        for (i, t) in templates(folder).iter().enumerate() {
             requests.extend(generated(t, i));
         }
-        assert!(requests.len() > 100, "{}: routes.yaml read", folder.dir);
+        assert!(requests.len() > 100, "{}: route templates read", folder.dir);
         for (i, (method, target, headers)) in requests.iter().enumerate() {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let req = HttpRequest { method, target, headers: &headers };
