@@ -14,6 +14,8 @@ import type {
   Diagnostic,
   DecisionReport,
   Explanation,
+  HttpDecision,
+  HttpRequest,
   InvalidRequest,
   InvariantViolation,
   Principal,
@@ -96,6 +98,10 @@ export declare class Policy {
   ): string[][];
   /** May the principal assign a role at a scope? */
   canAssign(request: AssignRequest): AssignDecision;
+  /** An HTTP request through the route table, decided for `principal` (as the gateway does). */
+  authorizeHttp(principal: PreparedPrincipal, request: HttpRequest): HttpDecision;
+  /** {@link Policy.authorizeHttp} for an anonymous caller: public routes only. */
+  authorizeHttpAnonymous(request: HttpRequest): HttpDecision;
   /** Which invariants a set of principals breaks. @throws {string} if a principal is malformed */
   checkInvariants(principals: Principal[]): InvariantViolation[];
   /** Run a test suite (YAML text) against this policy. */

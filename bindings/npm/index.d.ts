@@ -24,7 +24,13 @@ export type Reason =
   | "unknown_principal"
   | "invalid_scope"
   | "invalid_attribute"
-  | "invalid_request";
+  | "invalid_request"
+  /** HTTP: path normalization refused the target (`..`, an encoded `/`, `//`, `;`, ...). */
+  | "invalid_path"
+  /** HTTP: no route of the policy's route table matches the method and path. */
+  | "no_route"
+  /** HTTP: the route needs a principal and none was given. */
+  | "unauthenticated";
 
 /** Why a delegation question was answered as it was. */
 export type AssignReason =
@@ -367,4 +373,40 @@ export declare class Policy {
   ): string[][];
   /** May the principal assign a role at a scope? */
   canAssign(request: AssignRequest): AssignDecision;
+  /**
+   * Map an HTTP request through the policy's route table (`routes:`) with the engine's path
+   * normalization and decide it for `principal`, exactly as the gateway and the edge worker do.
+   */
+  authorizeHttp(principal: PreparedPrincipal, request: HttpRequest): HttpDecision;
+  /** {@link Policy.authorizeHttp} for an anonymous caller: public routes only. */
+  authorizeHttpAnonymous(request: HttpRequest): HttpDecision;
+}
+
+/** An HTTP request as a gateway or an edge worker received it. */
+export interface HttpRequest {
+  /** The method, case-sensitive; `HEAD` uses the `GET` routes. */
+  method: string;
+  /** The raw request target `path?query`, exactly as received (not decoded). */
+  target: string;
+  /** Headers as `[name, value]` pairs or an object; only headers a route reads are looked at. */
+  headers?: [string, string][] | { [name: string]: string };
+}
+
+/** The decision on an HTTP request and what the request was mapped to. */
+export interface HttpDecision {
+  allowed: boolean;
+  reason: Reason;
+  /** A public route matched (anyone may call it). */
+  public: boolean;
+  /** The matched route, e.g. `GET /api/v1/orgs/{org}`. */
+  route?: string;
+  action?: string;
+  kind?: string;
+  /** The resource's scope path. */
+  scope?: string;
+  /** The tenant segment of the scope, e.g. `org:o1`. */
+  tenant?: string;
+  resourceId?: string;
+  /** For refused or malformed requests: what exactly was wrong. */
+  detail?: string;
 }

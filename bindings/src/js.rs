@@ -47,6 +47,54 @@ struct Verdict<'a> {
     detail: Option<&'a str>,
 }
 
+/// An HTTP request from JS: `{method, target, headers?}` with headers as `[name, value]`
+/// pairs or a `{name: value}` object. Read from a JSON value by hand: a derived reader for the
+/// two header shapes costs the module more than the rest of the HTTP path.
+struct HttpInput {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpInput {
+    fn read(v: &JsValue) -> Result<Self, String> {
+        let serde_json::Value::Object(mut m) = from_js::<serde_json::Value>(v)? else {
+            return Err("an HTTP request is an object `{method, target, headers?}`".to_owned());
+        };
+        let mut text = |key: &str| match m.remove(key) {
+            Some(serde_json::Value::String(s)) => Ok(s),
+            _ => Err(format!("`{key}` must be a string")),
+        };
+        let (method, target) = (text("method")?, text("target")?);
+        let pair = |name: String, value: serde_json::Value| match value {
+            serde_json::Value::String(v) => Ok((name, v)),
+            _ => Err(format!("header `{name}` must be a string")),
+        };
+        let headers = match m.remove("headers") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Object(h)) => h.into_iter().map(|(k, v)| pair(k, v)).collect::<Result<_, _>>()?,
+            Some(serde_json::Value::Array(rows)) => rows
+                .into_iter()
+                .map(|row| match row {
+                    serde_json::Value::Array(kv) if kv.len() == 2 => {
+                        let mut kv = kv.into_iter();
+                        match (kv.next(), kv.next()) {
+                            (Some(serde_json::Value::String(k)), Some(v)) => pair(k, v),
+                            _ => Err("a header is a `[name, value]` pair of strings".to_owned()),
+                        }
+                    }
+                    _ => Err("a header is a `[name, value]` pair of strings".to_owned()),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("`headers` is a list of `[name, value]` pairs or an object".to_owned()),
+        };
+        if let Some(k) = m.keys().next() {
+            return Err(format!("unknown field `{k}` (an HTTP request has method, target, headers)"));
+        }
+        Ok(Self { method, target, headers })
+    }
+}
+
 fn invalid(detail: &str) -> JsValue {
     to_js(&Verdict { allowed: false, reason: engine::Reason::InvalidRequest, detail: Some(detail) })
 }
@@ -296,6 +344,21 @@ impl Policy {
         to_js(&out)
     }
 
+    /// Map an HTTP request (`{method, target, headers?}`; `target` is the raw `path?query`,
+    /// `headers` a `[name, value][]` list or a `{name: value}` object) through the policy's
+    /// route table and decide it for `principal`, as the gateway does: `HttpDecision`.
+    #[wasm_bindgen(js_name = authorizeHttp)]
+    pub fn authorize_http(&self, principal: &PreparedPrincipal, request: JsValue) -> JsValue {
+        self.http(Some(&principal.inner), &request)
+    }
+
+    /// [`Policy::authorize_http`] for an anonymous caller (no token): public routes are
+    /// allowed, protected ones denied with `unauthenticated`.
+    #[wasm_bindgen(js_name = authorizeHttpAnonymous)]
+    pub fn authorize_http_anonymous(&self, request: JsValue) -> JsValue {
+        self.http(None, &request)
+    }
+
     /// May the principal assign `role` at `scope`? `AssignDecision`.
     #[wasm_bindgen(js_name = canAssign)]
     pub fn can_assign(&self, request: JsValue) -> JsValue {
@@ -311,6 +374,16 @@ impl Policy {
 }
 
 impl Policy {
+    fn http(&self, principal: Option<&engine::PreparedPrincipal>, request: &JsValue) -> JsValue {
+        let req = match HttpInput::read(request) {
+            Ok(r) => r,
+            Err(e) => return invalid(&e),
+        };
+        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let http = engine::HttpRequest { method: &req.method, target: &req.target, headers: &headers };
+        to_js(&self.inner.authorize_http(principal, &http))
+    }
+
     fn context(&self, context: JsValue) -> Result<Cow<'_, engine::PreparedContext>, (engine::Reason, String)> {
         if context.is_undefined() || context.is_null() {
             return Ok(Cow::Borrowed(self.inner.empty_context()));

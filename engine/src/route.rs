@@ -772,9 +772,11 @@ fn typed(ty: Type, text: String) -> serde_json::Value {
             "false" => serde_json::Value::Bool(false),
             _ => serde_json::Value::String(text),
         },
-        Type::Number => match text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-            Some(n) => serde_json::Value::Number(n),
-            None => serde_json::Value::String(text),
+        // JSON number syntax, read by serde_json's reader (the one every host already carries
+        // for request bodies; `str::parse::<f64>` would add a second float parser to the module)
+        Type::Number => match serde_json::from_str::<serde_json::Number>(&text) {
+            Ok(n) => serde_json::Value::Number(n),
+            Err(_) => serde_json::Value::String(text),
         },
         Type::StringSet => serde_json::Value::Array(
             text.split(',').filter(|s| !s.is_empty()).map(|s| serde_json::Value::String(s.to_owned())).collect(),

@@ -77,3 +77,47 @@ test("preparePrincipal + decide allow and deny exactly as the native engine", { 
 test("preparePrincipal + decide give the native reason when the principal is inactive", { skip: missing }, () => {
   assert.deepEqual(result.precedence, [], `${result.precedence.length} cases name the resource's problem instead`);
 });
+
+// HTTP: every case of target/parity/http.jsonl (each suite's `http` cases plus generated, partly
+// hostile, requests over the seed policies' route tables) through `authorizeHttp`, which must
+// map and decide exactly as the native engine: verdict, reason, route, action, kind, scope,
+// tenant and resource id.
+const httpCorpus = join(dir, "http.jsonl");
+const httpMissing = existsSync(httpCorpus) ? false : `no HTTP parity corpus at ${httpCorpus}: run \`cargo run -p rolescope-parity\``;
+
+test("authorizeHttp maps and decides every HTTP parity case as the native engine", { skip: httpMissing }, (t) => {
+  const { Policy } = loadPackage();
+  const cases = readFileSync(httpCorpus, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const policies = new Map();
+  const differ = [];
+  const fields = ["allowed", "reason", "public", "route", "action", "kind", "scope", "tenant", "resourceId"];
+  for (const c of cases) {
+    if (!policies.has(c.policy)) {
+      const bundle = readFileSync(join(dir, "bundles", `${c.policy.replaceAll("/", "__")}.json`), "utf8");
+      policies.set(c.policy, Policy.fromBundle(bundle));
+    }
+    const policy = policies.get(c.policy);
+    const req = { method: c.method, target: c.target, headers: c.headers };
+    let got;
+    if (c.principal === undefined) {
+      got = policy.authorizeHttpAnonymous(req);
+    } else {
+      let p;
+      try {
+        p = policy.preparePrincipal(c.principal);
+      } catch (e) {
+        differ.push(`${c.policy} ${c.name}: principal refused: ${e}`);
+        continue;
+      }
+      got = policy.authorizeHttp(p, req);
+      p.free();
+    }
+    const a = Object.fromEntries(fields.map((f) => [f, got[f] ?? null]));
+    const b = Object.fromEntries(fields.map((f) => [f, c.expected[f] ?? null]));
+    if (JSON.stringify(a) !== JSON.stringify(b)) differ.push(`${c.policy} ${c.name} ${c.method} ${c.target}: ${JSON.stringify(a)} vs native ${JSON.stringify(b)}`);
+  }
+  for (const p of policies.values()) p.free();
+  t.diagnostic(`${cases.length} HTTP cases over ${policies.size} policies`);
+  assert.ok(cases.length >= 2000, `only ${cases.length} HTTP cases`);
+  assert.deepEqual(differ, [], `${differ.length} of ${cases.length} HTTP cases differ`);
+});
