@@ -3,42 +3,20 @@
 import type {
   Attributes,
   Explanation,
+  HttpDecision,
+  HttpRequest,
   InvalidRequest,
   Policy,
   Principal,
-  Reason,
   Resource,
   Verdict,
 } from "../index.js";
 
-/** An HTTP request as a route table sees it. */
-export interface GateHttpRequest {
-  /** `GET`, `POST`, ... (case-sensitive; `HEAD` uses the `GET` routes). */
-  method: string;
-  /** The raw origin-form target, `path?query`, not decoded. */
-  target: string;
-  /** Header name/value pairs (only those a route reads are looked at). */
-  headers?: [string, string][];
-}
+/** An HTTP request as a route table sees it (the package's `HttpRequest`). */
+export type GateHttpRequest = HttpRequest;
 
-/** Why an HTTP request is refused: the decision reasons plus the route table's own. */
-export type HttpReason = Reason | "invalid_path" | "no_route" | "unauthenticated";
-
-/** What the policy's route table and the engine make of an HTTP request. */
-export interface GateHttpDecision {
-  allowed: boolean;
-  reason: HttpReason;
-  /** The route is public (no principal needed). */
-  public: boolean;
-  /** The matched route, e.g. `GET /api/v1/orgs/{org}/devices/{device}`. */
-  route?: string;
-  action?: string;
-  kind?: string;
-  scope?: string;
-  tenant?: string;
-  resourceId?: string;
-  detail?: string;
-}
+/** What the policy's route table and the engine make of an HTTP request (`HttpDecision`). */
+export type GateHttpDecision = HttpDecision;
 
 /** Options of a gate. */
 export interface GateOptions {
