@@ -1,42 +1,140 @@
 #!/usr/bin/env bash
-# The main job, for now: builds the `rolescope` CLI, validates and tests the shipped seed
-# policies, and shows three decisions on the Juniper Mist MSP policy: an allow, a cross-tenant
-# deny and a suspended-admin deny, each explained. (The gateway and the browser page that hides
-# actions come with the gateway and frontend issues; this script will then start them.)
+# The main job: the enforcing gateway with a shipped policy (juniper-mist-msp) in front of the
+# demo MSP API, and the admin console page that hides the actions a user may not take.
+#
+#   ./scripts/demo.sh            start everything, check the printed curl lines, keep serving
+#                                (Ctrl-C stops it all)
+#   DEMO_EXIT=1 ./scripts/demo.sh    the same, but exit after the check (used by the tests)
+#   DEMO_PROFILE=dev ...             debug binaries (quicker to build; the test command uses them)
+#
+# Installs what it needs (wasm target, wasm-bindgen CLI at the Cargo.lock version, binaryen from
+# npm) through `cargo xtask wasm`; idempotent. Binds 127.0.0.1 only. Ports: DEMO_UPSTREAM_PORT
+# (8081), DEMO_GATEWAY_PORT (8080), DEMO_ADMIN_PORT (9090), DEMO_CONSOLE_PORT (8000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
+up_port=${DEMO_UPSTREAM_PORT:-8081}
+gw_port=${DEMO_GATEWAY_PORT:-8080}
+admin_port=${DEMO_ADMIN_PORT:-9090}
+console_port=${DEMO_CONSOLE_PORT:-8000}
+policy=juniper-mist-msp
+suite=policies/$policy/mist_msp_test.yaml
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+demo=$target_dir/demo
+mkdir -p "$demo"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build: the engine module (cargo xtask wasm) and the release binaries"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-cargo build --release --locked -p rolescope-cli
-rs=target/release/rolescope
+cargo xtask wasm
+if [ "${DEMO_PROFILE:-release}" = dev ]; then
+  cargo build --locked -p rolescope-cli -p rolescope-gateway -p rolescope-demo-upstream
+  bin=$target_dir/debug
+else
+  cargo build --release --locked -p rolescope-cli -p rolescope-gateway -p rolescope-demo-upstream
+  bin=$target_dir/release
+fi
 
+step "policy: check, test, bundle"
+"$bin/rolescope" check "policies/$policy"
+"$bin/rolescope" test "policies/$policy"
+"$bin/rolescope" build "policies/$policy" -o "$demo/$policy.bundle.json"
+
+cat >"$demo/gateway.yaml" <<EOF
+# written by scripts/demo.sh (DEMO ONLY keys)
+listen: 127.0.0.1:$gw_port
+admin_listen: 127.0.0.1:$admin_port
+upstream: http://127.0.0.1:$up_port
+module: $target_dir/wasm/rolescope.wasm
+enforce: true
+policy: { file: $demo/$policy.bundle.json, poll_interval: 1s, watch: true }
+identity:
+  jwt:
+    issuer: rolescope-demo
+    audience: rolescope-gateway
+    algorithms: [RS256]
+    jwks_file: $root/gateway/demo/keys/jwks.json
+    leeway: 30s
+decision_log: { sink: file, path: $demo/decisions.jsonl }
+EOF
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+wait_for() { # url, what
+  for _ in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "demo: $2 did not come up ($1)" >&2
+  exit 1
+}
+
+step "start: demo MSP API on 127.0.0.1:$up_port, gateway on 127.0.0.1:$gw_port (admin :$admin_port)"
+"$bin/rolescope-demo-upstream" --listen "127.0.0.1:$up_port" >"$demo/upstream.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$up_port/__health" "the demo upstream"
+"$bin/rolescope-gateway" serve --config "$demo/gateway.yaml" >"$demo/gateway.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$admin_port/readyz" "the gateway"
+
+mint() {
+  "$bin/rolescope-gateway" mint --suite "$suite" --principal "$1" --key gateway/demo/keys/demo-rs256.pem --ttl 8h
+}
+NA_O1=$(mint na_o1)
+SU_SUSPENDED=$(mint su_suspended)
+SU=$(mint su)
+
+step "console: the admin page on 127.0.0.1:$console_port"
+ROLESCOPE_BIN_DIR=$bin ROLESCOPE_CLI=$bin/rolescope node web/serve.mjs --policy "$policy" \
+  --bundle "$demo/$policy.bundle.json" --gateway "http://127.0.0.1:$gw_port" --port "$console_port" \
+  >"$demo/console.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$console_port/" "the console"
+
+gw=http://127.0.0.1:$gw_port
+# name | token variable | method | path | expected status
+checks=(
+  "allow: a Network Admin listed on org o1 lists o1's devices|NA_O1|GET|/api/v1/orgs/o1/devices|200"
+  "cross-tenant deny: the same admin asks for org o2's devices|NA_O1|GET|/api/v1/orgs/o2/devices|403"
+  "suspended-admin deny: a suspended Super User|SU_SUSPENDED|GET|/api/v1/orgs/o1/devices|403"
+  "path trick deny: .. never reaches another tenant|NA_O1|GET|/api/v1/orgs/o1/%2e%2e/o2/devices|400"
+  "no token: 401|-|GET|/api/v1/orgs/o1/devices|401"
+  "allow: the Super User reboots a device|SU|POST|/api/v1/orgs/o1/devices/ap-10/reboot|200"
+)
+
+step "ready-to-paste curl lines (checked now against the running gateway)"
+export NA_O1 SU_SUSPENDED SU
+printf '\n  export NA_O1=%q\n  export SU_SUSPENDED=%q\n  export SU=%q\n' "$NA_O1" "$SU_SUSPENDED" "$SU"
+failed=0
+for c in "${checks[@]}"; do
+  IFS='|' read -r what var method path want <<<"$c"
+  if [ "$var" = - ]; then
+    line="curl -s -X $method $gw$path"
+    got=$(curl -s -o "$demo/last.json" -w '%{http_code}' -X "$method" "$gw$path")
+  else
+    line="curl -s -X $method -H \"Authorization: Bearer \$$var\" $gw$path"
+    got=$(curl -s -o "$demo/last.json" -w '%{http_code}' -X "$method" -H "Authorization: Bearer ${!var}" "$gw$path")
+  fi
+  body=$(head -c 200 "$demo/last.json")
+  mark=ok
+  if [ "$got" != "$want" ] && ! { [ "$want" = 200 ] && [ "${got:0:1}" = 2 ]; }; then mark="UNEXPECTED (wanted $want)"; failed=1; fi
+  printf '\n  # %s  -> %s %s\n  %s\n    %s\n' "$what" "$got" "$mark" "$line" "$body"
+done
+
+printf '\n  console (pick a user and a tenant; hidden buttons say why): http://127.0.0.1:%s/\n' "$console_port"
+printf '  metrics: http://127.0.0.1:%s/metrics   decision log: %s\n' "$admin_port" "$demo/decisions.jsonl"
+if [ "$failed" != 0 ]; then
+  echo "demo: a curl line did not behave as printed; logs in $demo" >&2
+  exit 1
+fi
+if [ "${DEMO_EXIT:-0}" = 1 ]; then
+  echo "demo: every curl line behaved as printed (DEMO_EXIT=1: stopping)"
+  exit 0
+fi
 echo
-echo "==> rolescope check policies/"
-"$rs" check policies
-
-echo
-echo "==> rolescope test policies/ --coverage"
-"$rs" test policies --coverage
-
-na='{"id":"nadia","assignments":[{"role":"network_admin","scope":"msp:mist","tenants":["org:o1"]}]}'
-su_suspended='{"id":"sam","status":"suspended","assignments":[{"role":"super_user","scope":"msp:mist"}]}'
-
-echo
-echo "==> allow: a Network Admin with access to org o1 updates a WLAN in o1"
-"$rs" explain --policy policies/juniper-mist-msp --principal-json "$na" \
-  --action update --kind wlan --scope msp:mist/org:o1/site:s1 --resource-id w1
-
-echo
-echo "==> cross-tenant deny: the same admin, a WLAN in org o2 it was not given"
-"$rs" explain --policy policies/juniper-mist-msp --principal-json "$na" \
-  --action update --kind wlan --scope msp:mist/org:o2 --resource-id w2
-
-echo
-echo "==> suspended-admin deny: a suspended Super User"
-"$rs" explain --policy policies/juniper-mist-msp --principal-json "$su_suspended" \
-  --action view --kind wlan --scope msp:mist/org:o1 --resource-id w1
-
-echo
-echo "==> the same request as JSON (what the bindings and the gateway return)"
-"$rs" eval --policy policies/juniper-mist-msp --principal-json "$na" \
-  --action update --kind wlan --scope msp:mist/org:o2 --resource-id w2
+echo "demo: serving; Ctrl-C stops the gateway, the demo API and the console"
+wait
