@@ -47,12 +47,15 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// 64 MiB of linear memory per instance, 25 ms per decision call, 5 s per bundle load,
+    /// 64 MiB of linear memory per instance, 1 s per decision call, 5 s per bundle load,
     /// an epoch tick every millisecond.
     fn default() -> Self {
         Self {
             memory_limit: 64 << 20,
-            call_deadline: Duration::from_millis(25),
+            // A decision takes microseconds; the deadline bounds a runaway guest. It is wall-clock
+            // time (epochs), so it sits far above scheduling noise: at 25 ms a starved worker
+            // thread on a loaded machine turned good requests into 503s.
+            call_deadline: Duration::from_secs(1),
             load_deadline: Duration::from_secs(5),
             tick: Duration::from_millis(1),
         }
