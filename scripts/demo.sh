@@ -28,7 +28,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "build: the engine module (cargo xtask wasm) and the release binaries"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-cargo xtask wasm
+if [ "${DEMO_SKIP_WASM_BUILD:-0}" != 1 ] || [ ! -f "$target_dir/wasm/rolescope.wasm" ]; then
+  cargo xtask wasm
+fi
 if [ "${DEMO_PROFILE:-release}" = dev ]; then
   cargo build --locked -p rolescope-cli -p rolescope-gateway -p rolescope-demo-upstream
   bin=$target_dir/debug

@@ -33,5 +33,15 @@ ROLESCOPE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/wasm/rolescope.wasm" cargo test
 step "parity corpus: native decisions (target/parity)"
 cargo run -q --locked -p rolescope-parity
 
-step "Node: the npm package runs the corpus, the parity corpus, its error paths and its types"
+step "web: the UI gate, the demo console in headless chromium, the edge worker in workerd (installs chromium, playwright-core, workerd)"
+ROLESCOPE_SKIP_WASM_BUILD=1 scripts/test-web.sh
+
+step "Node: the npm package runs the corpus, the parity corpora (checks and HTTP), its error paths, its types and the gate"
 node --test bindings/npm/test/
+
+step "the main command: scripts/demo.sh with debug binaries, checking every curl line it prints"
+DEMO_EXIT=1 DEMO_PROFILE=dev DEMO_SKIP_WASM_BUILD=1 DEMO_UPSTREAM_PORT=28081 DEMO_GATEWAY_PORT=28080 \
+  DEMO_ADMIN_PORT=29090 DEMO_CONSOLE_PORT=28000 scripts/demo.sh
+
+step "fuzz smoke: every target's committed regressions, then a short run of each (scripts/fuzz.sh)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -108,6 +108,9 @@ const COMPILER: Module = Module {
 const TEMPLATES: [&str; 6] =
     ["package.json", "README.md", "index.d.ts", "web.d.ts", "compiler.d.ts", "compiler-web.d.ts"];
 
+/// The UI gate's files, copied from `bindings/npm/gate/` into the package's `gate/`.
+const GATE_FILES: [&str; 5] = ["package.json", "index.js", "index.d.ts", "react.js", "react.d.ts"];
+
 fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).map_or_else(|| root.join("target"), |d| root.join(d))
 }
@@ -137,6 +140,12 @@ pub(crate) fn build(root: &Path) -> Result<()> {
     assemble(&out.join("bindgen").join(COMPILER.label), &tmp.join(COMPILER.folder), &compiler)?;
     for file in TEMPLATES {
         fs::copy(npm.join(file), tmp.join(file)).context(format!("copying bindings/npm/{file}"))?;
+    }
+    // the UI gate (`rolescope/gate`, `rolescope/react`): plain ES modules and declarations
+    fs::create_dir_all(tmp.join("gate")).context("creating the package's gate/")?;
+    for file in GATE_FILES {
+        fs::copy(npm.join("gate").join(file), tmp.join("gate").join(file))
+            .context(format!("copying bindings/npm/gate/{file}"))?;
     }
     remove_dir(&pkg)?;
     fs::rename(&tmp, &pkg).context(format!("moving {} to {}", tmp.display(), pkg.display()))?;
