@@ -72,6 +72,13 @@ struct RawPolicy {
     url: Option<String>,
     poll_interval: Option<String>,
     watch: Option<bool>,
+    require_signature: Option<RawSignature>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    public_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +144,8 @@ pub(crate) struct PolicySource {
     pub(crate) url: Option<Uri>,
     pub(crate) poll_interval: Duration,
     pub(crate) watch: bool,
+    /// When set, only bundles signed (`rolescope build --sign`) by one of these keys load.
+    pub(crate) trusted_keys: Option<Vec<rolescope_sign::VerifyingKey>>,
 }
 
 /// Names of the claims a principal is read from.
@@ -345,11 +354,35 @@ impl Raw {
         let enforce = self.enforce.unwrap_or(true);
 
         let p = self.policy;
+        let trusted_keys = match p.require_signature {
+            None => None,
+            Some(sig) => {
+                if sig.public_keys.is_empty() {
+                    return Err(f(
+                        "policy.require_signature.public_keys",
+                        "empty: list the trusted public keys (PEM files)",
+                    ));
+                }
+                let mut keys = Vec::new();
+                for (i, k) in sig.public_keys.iter().enumerate() {
+                    let field = format!("policy.require_signature.public_keys[{i}]");
+                    let path = base.join(k);
+                    let pem = std::fs::read_to_string(&path)
+                        .map_err(|e| f(&field, format!("cannot read {}: {e}", path.display())))?;
+                    keys.push(
+                        rolescope_sign::public_key_from_pem(&pem)
+                            .map_err(|e| f(&field, format!("{}: {e}", path.display())))?,
+                    );
+                }
+                Some(keys)
+            }
+        };
         let policy = PolicySource {
             file: p.file.map(|x| base.join(x)),
             url: p.url.map(|u| http_url("policy.url", &u)).transpose()?,
             poll_interval: duration("policy.poll_interval", p.poll_interval.as_deref(), Duration::from_secs(2))?,
             watch: p.watch.unwrap_or(true),
+            trusted_keys,
         };
         if policy.file.is_some() && policy.url.is_some() {
             return Err(f("policy", "give either `file` or `url`, not both"));

@@ -167,7 +167,17 @@ pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) 
     let st = Arc::clone(state);
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let Some(enforcer) = st.enforcer.as_ref() else { return Err("enforcement is off".into()) };
-        let json = std::str::from_utf8(&bytes).map_err(|_| "bundle is not UTF-8".to_owned())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| "bundle is not UTF-8".to_owned())?;
+        // With trusted keys configured, only a signed envelope whose signature verifies loads
+        // (unsigned, tampered or signed by another key: refused, the old bundle keeps serving).
+        let verified;
+        let json = match &st.config.policy.trusted_keys {
+            None => text,
+            Some(keys) => {
+                verified = rolescope_sign::verify(text, keys).map_err(|e| format!("bundle signature: {e}"))?;
+                verified.as_str()
+            }
+        };
         let filed = if from_bundle { Some(filed_principals(json)?) } else { None };
         let revision = enforcer.engine().load(json).map_err(|e| e.to_string())?;
         if let Some(principals) = filed {

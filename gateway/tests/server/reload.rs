@@ -152,3 +152,47 @@ async fn sighup_reloads_an_unwatched_file() {
     assert!(swapped, "SIGHUP did not reload: {:?}", gw.revision());
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_requirement_refuses_unsigned_tampered_and_foreign_bundles() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    let trusted = rolescope_sign::generate().unwrap();
+    let foreign = rolescope_sign::generate().unwrap();
+    s.write("trusted.pub.pem", &rolescope_sign::public_key_to_pem(&trusted.verifying_key()).unwrap());
+    let (first_json, first) = mist_bundle("");
+    s.write("bundle.json", &rolescope_sign::sign(&first_json, &[&trusted]).unwrap());
+    let jwks = super::support::keys().join("jwks.json");
+    let config = s.config(
+        upstream.addr,
+        &format!(
+            "policy: {{ file: bundle.json, poll_interval: 50ms, require_signature: {{ public_keys: [trusted.pub.pem] }} }}\n\
+             identity:\n  jwt: {{ issuer: rolescope-demo, audience: rolescope-gateway, jwks_file: {} }}\n",
+            jwks.display()
+        ),
+    );
+    let gw = start(config).await;
+    assert_eq!(gw.revision().as_deref(), Some(first.as_str()), "a bundle signed by a trusted key loads");
+
+    let (next_json, next) = mist_bundle("\n# revision two\n");
+    let refused = |n: usize| format!("rolescope_bundle_reloads_total{{result=\"refused\"}} {n}");
+    // unsigned, signed by another key, tampered: each refused and counted; the first keeps serving
+    let signed = rolescope_sign::sign(&next_json, &[&trusted]).unwrap();
+    let tampered = signed.replacen("revision two", "revision 2wo", 1);
+    assert_ne!(tampered, signed);
+    for (n, text) in
+        [next_json.clone(), rolescope_sign::sign(&next_json, &[&foreign]).unwrap(), tampered].into_iter().enumerate()
+    {
+        s.write("bundle.json", &text);
+        let counted = eventually(Duration::from_secs(5), async || gw.metrics_text().contains(&refused(n + 1))).await;
+        assert!(counted, "case {n}: {}", gw.metrics_text());
+        assert_eq!(gw.revision().as_deref(), Some(first.as_str()), "case {n}");
+        let a = get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &token("na_o1")).await;
+        assert_eq!((a.status, a.header("x-rolescope-revision")), (200, Some(first.as_str())), "case {n}");
+    }
+    // the same content, signed by the trusted key: swapped in
+    s.write("bundle.json", &signed);
+    let swapped = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(next.as_str())).await;
+    assert!(swapped, "revision still {:?}", gw.revision());
+    gw.shutdown().await;
+}
