@@ -18,4 +18,5 @@ mod module;
 mod readiness;
 mod reload;
 mod scale;
+mod soak;
 mod support;

@@ -217,6 +217,11 @@ impl Gateway {
         gw
     }
 
+    /// The gateway's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Start with `config` and wait until `/readyz` answers 200 (a policy is loaded).
     pub(crate) fn start_ready(config: &GatewayConfig) -> Self {
         let mut gw = Self::start(config);
