@@ -136,7 +136,7 @@ fn swapping_bundles_every_100ms_never_gives_a_wrong_answer() {
             let mut swaps = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
-                let bundle = if swaps % 2 == 0 { &new_bundle } else { &old_bundle };
+                let bundle = if swaps.is_multiple_of(2) { &new_bundle } else { &old_bundle };
                 support::publish(&path, bundle);
                 // SIGHUP: reload now (the file watcher would also see it, later)
                 let _ = std::process::Command::new("kill").arg("-HUP").arg(child.to_string()).status();
