@@ -36,10 +36,7 @@ fn every_error_names_its_field() {
         ("listen: nowhere", "listen: invalid socket address \"nowhere\""),
         ("policy: { file: a.json, url: \"http://x:1/b\" }", "policy: give either"),
         ("policy: { file: b, poll_interval: 1ms }", "policy.poll_interval"),
-        (
-            "policy: { file: b, require_signature: { public_keys: [] } }",
-            "policy.require_signature.public_keys: empty",
-        ),
+        ("policy: { file: b, require_signature: { public_keys: [] } }", "policy.require_signature.public_keys: empty"),
         (
             "policy: { file: b, require_signature: { public_keys: [no-such-key.pem] } }",
             "policy.require_signature.public_keys[0]: cannot read",
