@@ -26,7 +26,7 @@ mkdir -p "$demo"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "build: the engine module (cargo xtask wasm) and the release binaries"
+step "build: the engine module (cargo xtask wasm) and the binaries (release; DEMO_PROFILE=dev: debug)"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 if [ "${DEMO_SKIP_WASM_BUILD:-0}" != 1 ] || [ ! -f "$target_dir/wasm/rolescope.wasm" ]; then
   cargo xtask wasm
