@@ -21,8 +21,8 @@ cargo build -p rolescope-engine --target wasm32-unknown-unknown --release --lock
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc -p rolescope-engine --no-deps --all-features --locked
 
-step "benchmarks compile (they run with scripts/bench.sh, not here)"
-cargo bench --workspace --no-run --locked
+step "benchmarks compile, in the dev profile (shared with the tests; they run with scripts/bench.sh, not here)"
+cargo build --workspace --benches --locked
 
 step "wasm module and npm package (cargo xtask wasm: installs wasm-bindgen-cli and binaryen if missing)"
 cargo xtask wasm
