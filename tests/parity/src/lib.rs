@@ -280,25 +280,49 @@ pub struct HttpCase {
 }
 
 impl HttpCase {
+    /// A case with the native engine's decision on `policy` as its expectation.
+    fn decided(
+        policy: &Policy,
+        folder: &str,
+        name: String,
+        principal: Option<Principal>,
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+    ) -> Self {
+        let expected = http_decision(policy, principal.as_ref(), &method, &target, &headers);
+        Self { policy: folder.to_owned(), name, principal, method, target, headers, expected }
+    }
+
     /// Decide this case natively on `policy`.
     pub fn decide(&self, policy: &Policy) -> HttpExpected {
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let req = HttpRequest { method: &self.method, target: &self.target, headers: &headers };
-        let d = match &self.principal {
-            None => policy.authorize_http(None, &req),
-            Some(p) => match policy.prepare_principal(p) {
-                Ok(pp) => policy.authorize_http(Some(&pp), &req),
-                Err(e) => {
-                    return HttpExpected {
-                        allowed: false,
-                        reason: e.reason(),
-                        ..HttpExpected::from(&policy.authorize_http(None, &req))
-                    };
-                }
-            },
-        };
-        HttpExpected::from(&d)
+        http_decision(policy, self.principal.as_ref(), &self.method, &self.target, &self.headers)
     }
+}
+
+fn http_decision(
+    policy: &Policy,
+    principal: Option<&Principal>,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+) -> HttpExpected {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let req = HttpRequest { method, target, headers: &headers };
+    let d = match principal {
+        None => policy.authorize_http(None, &req),
+        Some(p) => match policy.prepare_principal(p) {
+            Ok(pp) => policy.authorize_http(Some(&pp), &req),
+            Err(e) => {
+                return HttpExpected {
+                    allowed: false,
+                    reason: e.reason(),
+                    ..HttpExpected::from(&policy.authorize_http(None, &req))
+                };
+            }
+        },
+    };
+    HttpExpected::from(&d)
 }
 
 /// Values path parameters take in generated HTTP cases: tenants of the seed suites, other
@@ -370,27 +394,15 @@ fn generate_http(folder: &Folder, count: usize, seed: u64) -> Result<Vec<HttpCas
             method = rng.pick(&methods).copied().unwrap_or("GET").to_owned();
         }
         let principal = if rng.below(12) == 0 { None } else { rng.pick(&principals).cloned() };
-        let mut case = HttpCase {
-            policy: folder.dir.clone(),
-            name: format!("generated http #{n}"),
+        out.push(HttpCase::decided(
+            &folder.policy,
+            &folder.dir,
+            format!("generated http #{n}"),
             principal,
             method,
             target,
-            headers: Vec::new(),
-            expected: HttpExpected {
-                allowed: false,
-                reason: Reason::InvalidRequest,
-                public: false,
-                route: None,
-                action: None,
-                kind: None,
-                scope: None,
-                tenant: None,
-                resource_id: None,
-            },
-        };
-        case.expected = case.decide(&folder.policy);
-        out.push(case);
+            Vec::new(),
+        ));
     }
     Ok(out)
 }
@@ -411,27 +423,7 @@ pub fn http_corpus(folders: &[Folder], generated_per_seed: usize) -> Result<Vec<
                     // principals filed with the policy: hosts look them up the same way
                     Some(PrincipalRef::Id(id)) => Some(Principal { id, ..Principal::default() }),
                 };
-                let mut case = HttpCase {
-                    policy: f.dir.clone(),
-                    name: c.name,
-                    principal,
-                    method: c.method,
-                    target: c.target,
-                    headers: c.headers,
-                    expected: HttpExpected {
-                        allowed: false,
-                        reason: Reason::InvalidRequest,
-                        public: false,
-                        route: None,
-                        action: None,
-                        kind: None,
-                        scope: None,
-                        tenant: None,
-                        resource_id: None,
-                    },
-                };
-                case.expected = case.decide(&f.policy);
-                out.push(case);
+                out.push(HttpCase::decided(&f.policy, &f.dir, c.name, principal, c.method, c.target, c.headers));
             }
         }
         if f.dir.starts_with("policies/") {
