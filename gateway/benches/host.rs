@@ -20,15 +20,22 @@ use criterion::{Criterion, criterion_group};
 use rolescope_engine::{HttpRequest, Principal, Request, Resource, ResourceCache};
 use rolescope_gateway::{Config, Query, WasmEngine};
 
-fn decision(c: &mut Criterion) {
+/// The Juniper Mist MSP seed policy and the principal both benchmarks decide for: a Network
+/// Admin listed on organization o1.
+fn juniper() -> (rolescope_parity::Folder, Principal) {
     let folders = rolescope_parity::folders(&module::workspace()).expect("policy folders");
-    let juniper = folders.iter().find(|f| f.dir == "policies/juniper-mist-msp").expect("juniper-mist-msp");
-    let policy = &juniper.policy;
+    let juniper = folders.into_iter().find(|f| f.dir == "policies/juniper-mist-msp").expect("juniper-mist-msp");
     let principal: Principal = serde_json::from_value(serde_json::json!({
         "id": "na",
         "assignments": [{ "role": "network_admin", "scope": "msp:mist", "tenants": ["org:o1"] }],
     }))
     .expect("principal");
+    (juniper, principal)
+}
+
+fn decision(c: &mut Criterion) {
+    let (juniper, principal) = juniper();
+    let policy = &juniper.policy;
     let resource = Resource {
         kind: "device".into(),
         id: "ap-11".into(),
@@ -120,14 +127,8 @@ fn decision(c: &mut Criterion) {
 /// route, action, kind, scope, tenant and resource id out) against the native
 /// `Policy::authorize_http`, for the same prepared principal and request.
 fn http(c: &mut Criterion) {
-    let folders = rolescope_parity::folders(&module::workspace()).expect("policy folders");
-    let juniper = folders.iter().find(|f| f.dir == "policies/juniper-mist-msp").expect("juniper-mist-msp");
+    let (juniper, principal) = juniper();
     let policy = &juniper.policy;
-    let principal: Principal = serde_json::from_value(serde_json::json!({
-        "id": "na",
-        "assignments": [{ "role": "network_admin", "scope": "msp:mist", "tenants": ["org:o1"] }],
-    }))
-    .expect("principal");
     let headers = [("accept", "application/json"), ("x-request-id", "4bf92f3577b34da6")];
     let req = HttpRequest { method: "POST", target: "/api/v1/orgs/o1/devices/ap-11/reboot", headers: &headers };
 

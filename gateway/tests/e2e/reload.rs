@@ -10,12 +10,12 @@ use rolescope_engine::Policy;
 
 use crate::support::{self, GatewayConfig, Source, Stack, Upstream, tokens};
 
-const SEED: &str = "juniper-mist-msp";
+pub(crate) const SEED: &str = "juniper-mist-msp";
 /// An Observer viewing a device: allowed by the seed, denied by [`variant`].
-const TARGET: &str = "/api/v1/orgs/o1/devices/ap-11";
+pub(crate) const TARGET: &str = "/api/v1/orgs/o1/devices/ap-11";
 
 /// The seed with the Observer's device grant removed.
-fn variant() -> (Policy, String) {
+pub(crate) fn variant() -> (Policy, String) {
     support::variant(SEED, |name, text| {
         if name.ends_with("roles.yaml") {
             text.replace(
@@ -29,7 +29,7 @@ fn variant() -> (Policy, String) {
 }
 
 /// The observer's bearer header.
-fn observer() -> String {
+pub(crate) fn observer() -> String {
     tokens::bearer(&support::principal(SEED, "obs_all"))
 }
 

@@ -15,11 +15,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::support::{self, Stack, tokens};
+use crate::reload::{SEED, TARGET, observer, variant};
+use crate::support::{self, Stack};
 
-const SEED: &str = "juniper-mist-msp";
-/// An Observer viewing a device: allowed by the seed, denied by the variant.
-const TARGET: &str = "/api/v1/orgs/o1/devices/ap-11";
 /// Concurrent clients (each on a kept-alive connection from one pool).
 const CLIENTS: usize = 16;
 
@@ -46,19 +44,10 @@ fn swapping_bundles_every_100ms_never_gives_a_wrong_answer() {
     let total: usize = std::env::var("ROLESCOPE_SOAK_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let s = Stack::start(SEED);
     let old = support::policy(SEED).revision().to_owned();
-    let (new_policy, new_bundle) = support::variant(SEED, |name, text| {
-        if name.ends_with("roles.yaml") {
-            text.replace(
-                "device:        [manage, operate, read, install_ap]",
-                "device:        [manage, operate, none, install_ap]",
-            )
-        } else {
-            text.to_owned()
-        }
-    });
+    let (new_policy, new_bundle) = variant();
     let new = new_policy.revision().to_owned();
     let old_bundle = support::folder(SEED).bundle.clone();
-    let auth = tokens::bearer(&support::principal(SEED, "obs_all"));
+    let auth = observer();
     let url: hyper::Uri = format!("http://{}{TARGET}", s.gateway.addr).parse().unwrap();
     let pid = s.gateway.pid();
 
