@@ -9,9 +9,12 @@
 //! - `parity`: writes the parity corpus (`rolescope-parity`: suite cases plus generated requests,
 //!   each with the native decision) and checks that the Node package decides every one alike.
 //! - `bench-node`: the Node benchmarks (`bindings/npm/bench/check.mjs`).
+//! - `bench`: every benchmark against the peers (native, Node, module size, gateway) in one
+//!   run, written to `BENCHMARKS.md` (see `bench.rs`).
 //!
 //! Every install is idempotent and uses only the package registries (crates.io, npm).
 
+mod bench;
 mod tools;
 mod wasm;
 
@@ -55,6 +58,8 @@ tasks:
               target/wasm/rolescope.wasm, its sha256 and size.json
   parity      write the parity corpus (target/parity) and run it through the Node package
   bench-node  run the Node benchmarks (bindings/npm/bench/check.mjs)
+  bench       every benchmark against the peers in one run, written to BENCHMARKS.md
+              [--quick] [--only native,node,gateway]
 ";
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Some("wasm") => wasm::build(&root),
         Some("parity") => parity(&root),
         Some("bench-node") => bench_node(&root),
+        Some("bench") => bench::bench(&root, args.get(1..).unwrap_or_default()),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
