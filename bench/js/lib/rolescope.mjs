@@ -44,10 +44,14 @@ export function rolescopeResource(r) {
   return { kind: r.kind, id: r.id, scope: `msp:${r.msp}/customer:${r.customer}`, attributes: { created_by: r.createdBy, modified_by_super_admin: r.modifiedBySuperAdmin } };
 }
 
+/** Action lists from `allowedMask`'s bitmasks (bit `i` = `actions[i]`), for the agreement check. */
+export const decodeMasks = (masks, actions) => Array.from(masks, (m) => actions.filter((_, i) => (m >>> i) & 1));
+
 /**
  * The timed paths per case. The first path of each case is the comparator: its answer is the
  * expected answer every peer is checked against, and its time the denominator of every ratio.
- * `batchEntry` names a faster batch method of `Policy` when the package has one.
+ * For the batches that is `allowedMask` when the package has it (the batch entry for listing
+ * pages), else `allowedActionsBatch`. A path's `decode` turns its answer into action lists.
  */
 export function rolescopePeer(loaded, sc) {
   const { policies } = loaded;
@@ -63,8 +67,8 @@ export function rolescopePeer(loaded, sc) {
       const res = rolescopeResource(c.resource);
       const pr = policy.prepareResource(res);
       const paths = [
-        { path: "decide (prepared principal, resource object)", fn: () => policy.decide(p, c.action, res).allowed },
         { path: "allowed (prepared principal + prepared resource)", fn: () => policy.allowed(p, c.action, pr) },
+        { path: "decide (prepared principal, resource object; a Verdict back)", fn: () => policy.decide(p, c.action, res).allowed },
       ];
       if (!res.attributes) paths.push({ path: "can (prepared principal, kind + scope strings)", fn: () => policy.can(p, c.action, res.kind, res.scope) });
       if (c.id === "a.allowed") {
@@ -74,10 +78,30 @@ export function rolescopePeer(loaded, sc) {
       ops[c.id] = paths;
     } else if (c.kind === "actions") {
       const res = rolescopeResource(c.resource);
-      ops[c.id] = [{ path: "allowedActions (prepared principal, resource object)", fn: () => policy.allowedActions(p, res) }];
+      const pr = policy.prepareResource(res);
+      ops[c.id] = [
+        { path: "allowedActions (prepared principal, resource object)", fn: () => policy.allowedActions(p, res) },
+        { path: "allowed per action (prepared resource)", fn: () => c.actions.filter((a) => policy.allowed(p, a, pr)) },
+      ];
     } else {
       const resources = c.resources.map(rolescopeResource);
-      ops[c.id] = [{ path: "allowedActionsBatch (prepared principal, resource objects)", fn: () => policy.allowedActionsBatch(p, resources, c.actions) }];
+      const kinds = new Set(resources.map((r) => r.kind));
+      const paths = [];
+      if (typeof policy.allowedMask === "function" && kinds.size === 1 && resources.every((r) => !r.attributes)) {
+        const kind = resources[0].kind;
+        const scopes = resources.map((r) => r.scope);
+        paths.push({
+          path: "allowedMask (kind + scope strings, a bitmask per resource)",
+          fn: () => policy.allowedMask(p, kind, scopes, c.actions),
+          decode: (m) => decodeMasks(m, c.actions),
+        });
+      }
+      const pr = resources.map((r) => policy.prepareResource(r));
+      paths.push(
+        { path: "allowedActionsBatch (prepared principal, resource objects)", fn: () => policy.allowedActionsBatch(p, resources, c.actions) },
+        { path: "allowed per resource and action (prepared resources)", fn: () => pr.map((r) => c.actions.filter((a) => policy.allowed(p, a, r))) },
+      );
+      ops[c.id] = paths;
     }
   }
   return { name: "rolescope", ops };

@@ -36,6 +36,9 @@ export async function setUp() {
   return { loaded, sc, rolescope, peers, versions };
 }
 
+/** A path's answer as a boolean or action lists (`decode` turns e.g. bitmasks into lists). */
+const answerOf = (path) => (path.decode ? path.decode(path.fn()) : path.fn());
+
 /**
  * The agreement check: rolescope's comparator path answers each case (the expected answer);
  * every other path of rolescope and every path of every peer must give the same answer, or this
@@ -46,11 +49,11 @@ export function checkAgreement(sc, rolescope, peers) {
   for (const c of sc.cases) {
     const paths = rolescope.ops[c.id];
     if (!paths?.length) throw new Error(`rolescope has no path for ${c.id}`);
-    expected[c.id] = paths[0].fn();
+    expected[c.id] = answerOf(paths[0]);
     for (const peer of peers) {
       const own = peer.ops[c.id];
       if (!own?.length) throw new Error(`${peer.name} has no path for ${c.id}: ${c.title}`);
-      for (const p of own) assertAgree(`${peer.name} (${p.path})`, `${c.id}: ${c.title}`, expected[c.id], p.fn());
+      for (const p of own) assertAgree(`${peer.name} (${p.path})`, `${c.id}: ${c.title}`, expected[c.id], answerOf(p));
     }
   }
   return expected;
