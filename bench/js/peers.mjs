@@ -8,7 +8,9 @@
 //! Writes node.md + node.json and size.md + size.json into `--out`.
 
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
+
+import { root } from "../../bindings/npm/testing.mjs";
 
 import { CASBIN_MODEL } from "./lib/casbin.mjs";
 import { CASL_MODEL } from "./lib/casl.mjs";
@@ -35,7 +37,9 @@ const goalOf = (c) => (c.kind === "decision" ? DECISION_GOAL_NS : c.id === "batc
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const command = `node bench/js/peers.mjs ${process.argv.slice(2).join(" ")}`;
+  // the command as run from the repository root (an --out inside the repository made relative)
+  const shown = process.argv.slice(2).map((a, i, all) => (all[i - 1] === "--out" && !relative(root, resolve(a)).startsWith("..") ? relative(root, resolve(a)) : a));
+  const command = `node bench/js/peers.mjs ${shown.join(" ")}`;
   const timing = opts.quick ? { warmupMs: 20, sampleMs: 20, samples: 3 } : { warmupMs: 300, sampleMs: 250, samples: 9 };
 
   const { sc, rolescope, peers, versions } = await setUp();
@@ -163,7 +167,8 @@ function sizeMarkdown({ command, size }) {
   L.push("", "Files:", "");
   for (const r of size.rows) L.push(`- ${r.name}, ${r.what}: ${r.files.map((f) => `\`${f}\``).join(", ")}`);
   if (size.xtask) {
-    L.push("", `\`cargo xtask wasm\` recorded \`${size.xtask.file}\` at ${size.xtask.raw.toLocaleString("en-US")} bytes raw, ${size.xtask.gz.toLocaleString("en-US")} gz (target/wasm/size.json).`);
+    const same = size.xtask.sha256 === size.sha256 ? "the same module as the first row" : "a different build from the first row";
+    L.push("", `\`cargo xtask wasm\` recorded \`${size.xtask.file}\` (${same}) at ${size.xtask.raw.toLocaleString("en-US")} bytes raw, ${size.xtask.gz.toLocaleString("en-US")} gz (target/wasm/size.json).`);
   }
   return `${L.join("\n")}\n`;
 }

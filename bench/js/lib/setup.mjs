@@ -11,6 +11,7 @@ import { cedarPeer } from "./cedar.mjs";
 import { assertAgree } from "./harness.mjs";
 import { loadRolescope, rolescopePeer, rolescopeVersion } from "./rolescope.mjs";
 import { scenarios } from "./scenarios.mjs";
+import { engineSha256 } from "./size.mjs";
 
 /** bench/js/node_modules (where `npm ci --prefix bench/js` installs the peers). */
 export const nodeModules = join(dirname(fileURLToPath(import.meta.url)), "..", "node_modules");
@@ -27,7 +28,7 @@ export async function setUp() {
   const rolescope = rolescopePeer(loaded, sc);
   const peers = [rolescope, caslPeer(sc), cedarPeer(sc), await casbinPeer(sc)];
   const versions = {
-    rolescope: `${rolescopeVersion()} (bindings/pkg, policy ${loaded.policies.msp.revision.slice(0, 19)})`,
+    rolescope: `${rolescopeVersion()} (bindings/pkg, engine module sha256 ${engineSha256().slice(0, 12)})`,
     "@cedar-policy/cedar-wasm": installedVersion("@cedar-policy/cedar-wasm"),
     "@casl/ability": installedVersion("@casl/ability"),
     casbin: installedVersion("casbin"),

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 
 import { pkgDir, root, targetDir } from "../../../bindings/npm/testing.mjs";
@@ -66,6 +67,9 @@ export function esmGraph(entry) {
 
 const rel = (f) => relative(root, f);
 
+/** sha256 of rolescope's engine module (the `.wasm` the package's Node entry loads). */
+export const engineSha256 = () => createHash("sha256").update(readFileSync(join(pkgDir, "node", "rolescope_wasm_bg.wasm"))).digest("hex");
+
 /** The size rows and the budget goal. `nodeModules` is bench/js/node_modules. */
 export function sizeReport(nodeModules) {
   const rows = [];
@@ -106,5 +110,5 @@ export function sizeReport(nodeModules) {
     result: `${base.gz.toLocaleString("en-US")} bytes (${(base.gz / 1024).toFixed(1)} KB)`,
     met: base.gz <= BUDGET_GZ,
   };
-  return { rows, goal, xtask, engine };
+  return { rows, goal, xtask, engine, sha256: engineSha256() };
 }
