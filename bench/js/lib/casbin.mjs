@@ -79,4 +79,4 @@ export async function casbinPeer(sc) {
 }
 
 export const CASBIN_MODEL =
-  "the shared `bench/scenarios/{msp,site24x7}/model.conf`: RBAC with domains, the tenant (org / customer account) as the domain; `g, <user>, <role>, <tenant>` per assignment, `p, <role>, <kind>, <action>` per grant (Site24x7: plus `any`/`own_unmodified` and the channel); `enforceSync` with the request's arguments built in advance";
+  "the shared `bench/scenarios/{msp,site24x7}/model.conf`: RBAC with domains, the tenant (org / customer account) as the domain; `g, <user>, <role>, <tenant>` per assignment, `p, <role>, <kind>, <action>` per grant (Site24x7: plus `any`/`own_unmodified` and the channel; the ownership grants the models cannot express - msp.yaml's own maintenance windows, the Operator's own outage comments - are left out, no benchmarked request asks them); `enforceSync` with the request's arguments built in advance";
