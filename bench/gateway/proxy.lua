@@ -1,0 +1,63 @@
+-- wrk script for the three proxies (scripts/bench-gateway.sh): the same 8 GET requests in
+-- rotation, all allowed for the Super User token the script passes in `Authorization`.
+-- Every answer that is not 2xx is counted by status and JSON `reason` (the gateway's refusal
+-- body names it), and the counts are written to the file given as the script's argument:
+--   wrk ... -s proxy.lua http://127.0.0.1:PORT -- /path/to/failures.txt
+local paths = {
+  "/api/v1/orgs/o1/devices/ap-11",
+  "/api/v1/orgs/o2/devices",
+  "/api/v1/msp/orgs",
+  "/api/v1/orgs/o1/sites/s1/insights",
+  "/api/v1/orgs/o3/wlans",
+  "/api/v1/msp/settings",
+  "/api/v1/orgs/o2",
+  "/api/v1/orgs/o1/admins",
+}
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  -- globals of this thread's state, read by done() (which runs in the main state, where
+  -- init never ran)
+  out = args[1]
+  failures = ""
+end
+
+local i = 0
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+
+local counts = {}
+function response(status, headers, body)
+  if status >= 300 then
+    local reason = (body and body:match('"reason"%s*:%s*"([^"]*)"')) or "-"
+    local key = status .. " " .. reason
+    counts[key] = (counts[key] or 0) + 1
+    local parts = {}
+    for k, n in pairs(counts) do
+      table.insert(parts, k .. "\t" .. n)
+    end
+    failures = table.concat(parts, "\n")
+  end
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for line in (t:get("failures") or ""):gmatch("[^\n]+") do
+      local k, n = line:match("^(.-)\t(%d+)$")
+      if k then total[k] = (total[k] or 0) + tonumber(n) end
+    end
+  end
+  local path = threads[1] and threads[1]:get("out")
+  local f = assert(io.open(assert(path, "no failures file given"), "w"))
+  for k, n in pairs(total) do
+    f:write(k .. "\t" .. n .. "\n")
+  end
+  f:close()
+end
