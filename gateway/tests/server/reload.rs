@@ -59,49 +59,74 @@ async fn file_changes_reload_and_invalid_bundles_keep_the_old_one() {
     gw.shutdown().await;
 }
 
+/// A bundle server on 127.0.0.1: 404 until a bundle is published, then the bundle with its ETag
+/// (and 304 to a poll that sends that ETag back).
+struct BundleServer {
+    addr: std::net::SocketAddr,
+    published: Arc<Mutex<Option<(String, String)>>>,
+    not_modified: Arc<AtomicUsize>,
+}
+
+impl BundleServer {
+    async fn start() -> Self {
+        let published: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let not_modified = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (p, nm) = (Arc::clone(&published), Arc::clone(&not_modified));
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (p, nm) = (Arc::clone(&p), Arc::clone(&nm));
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let current = p.lock().unwrap().clone();
+                    let nm = Arc::clone(&nm);
+                    async move {
+                        let res = match current {
+                            None => Response::builder().status(404).body(Full::new(Bytes::new())),
+                            Some((etag, _))
+                                if req.headers().get("if-none-match").is_some_and(|v| v == etag.as_str()) =>
+                            {
+                                nm.fetch_add(1, Ordering::Relaxed);
+                                Response::builder().status(304).body(Full::new(Bytes::new()))
+                            }
+                            Some((etag, body)) => {
+                                Response::builder().header("etag", etag).body(Full::new(Bytes::from(body)))
+                            }
+                        };
+                        Ok::<_, Infallible>(res.unwrap())
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc),
+                );
+            }
+        });
+        Self { addr, published, not_modified }
+    }
+
+    /// Serves `body` from now on, under the ETag `"etag"`.
+    fn publish(&self, etag: &str, body: &str) {
+        *self.published.lock().unwrap() = Some((format!("\"{etag}\""), body.to_owned()));
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/bundle.json", self.addr)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_policy_means_503_and_not_ready_until_one_arrives_by_url_with_etags() {
     let upstream = Upstream::start().await;
-    // a bundle server: 404 until a bundle is published, then the bundle with an ETag
-    let published: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let not_modified = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_addr = listener.local_addr().unwrap();
-    let (p, nm) = (Arc::clone(&published), Arc::clone(&not_modified));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let (p, nm) = (Arc::clone(&p), Arc::clone(&nm));
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let current = p.lock().unwrap().clone();
-                let nm = Arc::clone(&nm);
-                async move {
-                    let res = match current {
-                        None => Response::builder().status(404).body(Full::new(Bytes::new())),
-                        Some((etag, _)) if req.headers().get("if-none-match").is_some_and(|v| v == etag.as_str()) => {
-                            nm.fetch_add(1, Ordering::Relaxed);
-                            Response::builder().status(304).body(Full::new(Bytes::new()))
-                        }
-                        Some((etag, body)) => {
-                            Response::builder().header("etag", etag).body(Full::new(Bytes::from(body)))
-                        }
-                    };
-                    Ok::<_, Infallible>(res.unwrap())
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc),
-            );
-        }
-    });
-
+    let server = BundleServer::start().await;
     let s = Setup::new();
     let jwks = super::support::keys().join("jwks.json");
     let config = s.config(
         upstream.addr,
         &format!(
-            "policy: {{ url: \"http://{server_addr}/bundle.json\", poll_interval: 50ms }}\n\
+            "policy: {{ url: \"{}\", poll_interval: 50ms }}\n\
              identity: {{ jwt: {{ issuer: rolescope-demo, audience: rolescope-gateway, jwks_file: {} }} }}\n",
+            server.url(),
             jwks.display()
         ),
     );
@@ -115,13 +140,14 @@ async fn no_policy_means_503_and_not_ready_until_one_arrives_by_url_with_etags()
     assert!(upstream.seen().is_empty());
 
     let (bundle, revision) = mist_bundle("");
-    *published.lock().unwrap() = Some(("\"r1\"".into(), bundle));
+    server.publish("r1", &bundle);
     let loaded = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(revision.as_str())).await;
     assert!(loaded);
     assert_eq!(admin(&gw, "/readyz").await.status, 200);
     assert_eq!(get_as(gw.local_addr(), "/api/v1/orgs/o1/devices", &tok).await.status, 200);
     // later polls are conditional and answered 304
-    let conditional = eventually(Duration::from_secs(5), async || not_modified.load(Ordering::Relaxed) >= 2).await;
+    let conditional =
+        eventually(Duration::from_secs(5), async || server.not_modified.load(Ordering::Relaxed) >= 2).await;
     assert!(conditional, "no If-None-Match polls");
     assert!(gw.metrics_text().contains("rolescope_bundle_reloads_total{result=\"ok\"} 1"), "{}", gw.metrics_text());
     gw.shutdown().await;
@@ -153,26 +179,58 @@ async fn sighup_reloads_an_unwatched_file() {
     gw.shutdown().await;
 }
 
+/// Where the gateway reads its bundle from in [`signature_requirement`].
+enum Source {
+    File,
+    Url(BundleServer),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signature_requirement_refuses_unsigned_tampered_and_foreign_bundles() {
+    signature_requirement(Source::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_requirement_holds_while_polling_a_url() {
+    signature_requirement(Source::Url(BundleServer::start().await)).await;
+}
+
+/// A gateway that requires a trusted signature refuses unsigned, foreign-signed and tampered
+/// bundles (counted; the previous bundle keeps serving) and swaps in a trusted one.
+async fn signature_requirement(source: Source) {
     let upstream = Upstream::start().await;
     let s = Setup::new();
     let trusted = rolescope_sign::generate().unwrap();
     let foreign = rolescope_sign::generate().unwrap();
     s.write("trusted.pub.pem", &rolescope_sign::public_key_to_pem(&trusted.verifying_key()).unwrap());
+    let mut published = 0usize;
+    let mut publish = |text: &str| {
+        published += 1;
+        match &source {
+            Source::File => {
+                s.write("bundle.json", text);
+            }
+            Source::Url(server) => server.publish(&format!("v{published}"), text),
+        }
+    };
     let (first_json, first) = mist_bundle("");
-    s.write("bundle.json", &rolescope_sign::sign(&first_json, &[&trusted]).unwrap());
+    publish(&rolescope_sign::sign(&first_json, &[&trusted]).unwrap());
+    let from = match &source {
+        Source::File => "file: bundle.json".to_owned(),
+        Source::Url(server) => format!("url: \"{}\"", server.url()),
+    };
     let jwks = super::support::keys().join("jwks.json");
     let config = s.config(
         upstream.addr,
         &format!(
-            "policy: {{ file: bundle.json, poll_interval: 50ms, require_signature: {{ public_keys: [trusted.pub.pem] }} }}\n\
+            "policy: {{ {from}, poll_interval: 50ms, require_signature: {{ public_keys: [trusted.pub.pem] }} }}\n\
              identity:\n  jwt: {{ issuer: rolescope-demo, audience: rolescope-gateway, jwks_file: {} }}\n",
             jwks.display()
         ),
     );
     let gw = start(config).await;
-    assert_eq!(gw.revision().as_deref(), Some(first.as_str()), "a bundle signed by a trusted key loads");
+    let loaded = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(first.as_str())).await;
+    assert!(loaded, "a bundle signed by a trusted key loads: {:?}", gw.revision());
 
     let (next_json, next) = mist_bundle("\n# revision two\n");
     let refused = |n: usize| format!("rolescope_bundle_reloads_total{{result=\"refused\"}} {n}");
@@ -183,7 +241,7 @@ async fn a_signature_requirement_refuses_unsigned_tampered_and_foreign_bundles()
     for (n, text) in
         [next_json.clone(), rolescope_sign::sign(&next_json, &[&foreign]).unwrap(), tampered].into_iter().enumerate()
     {
-        s.write("bundle.json", &text);
+        publish(&text);
         let counted = eventually(Duration::from_secs(5), async || gw.metrics_text().contains(&refused(n + 1))).await;
         assert!(counted, "case {n}: {}", gw.metrics_text());
         assert_eq!(gw.revision().as_deref(), Some(first.as_str()), "case {n}");
@@ -191,7 +249,7 @@ async fn a_signature_requirement_refuses_unsigned_tampered_and_foreign_bundles()
         assert_eq!((a.status, a.header("x-rolescope-revision")), (200, Some(first.as_str())), "case {n}");
     }
     // the same content, signed by the trusted key: swapped in
-    s.write("bundle.json", &signed);
+    publish(&signed);
     let swapped = eventually(Duration::from_secs(5), async || gw.revision().as_deref() == Some(next.as_str())).await;
     assert!(swapped, "revision still {:?}", gw.revision());
     gw.shutdown().await;
