@@ -67,6 +67,7 @@ struct BundleServer {
     not_modified: Arc<AtomicUsize>,
 }
 
+#[expect(clippy::unwrap_used, reason = "a test server fails loudly")]
 impl BundleServer {
     async fn start() -> Self {
         let published: Arc<Mutex<Option<(String, String)>>> = Arc::default();
@@ -197,6 +198,7 @@ async fn a_signature_requirement_holds_while_polling_a_url() {
 
 /// A gateway that requires a trusted signature refuses unsigned, foreign-signed and tampered
 /// bundles (counted; the previous bundle keeps serving) and swaps in a trusted one.
+#[expect(clippy::unwrap_used, reason = "a test fails loudly")]
 async fn signature_requirement(source: Source) {
     let upstream = Upstream::start().await;
     let s = Setup::new();
