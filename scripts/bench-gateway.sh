@@ -152,6 +152,23 @@ CERBOS_PID=$!
 PIDS+=("$CERBOS_PID")
 wait_http "http://127.0.0.1:$CERBOS_PORT/_cerbos/health" "Cerbos"
 
+# the floor of Cerbos' check path, for reference: a second PDP whose policies allow every action
+# of every kind to role `user` (not the same decisions, so no goal; it shows how much of Cerbos'
+# time is its request handling rather than the policy above)
+start_cerbos_floor() {
+  mkdir -p "$WORK/cerbos-floor"
+  for kind in $(python3 -c 'import json, sys; print(" ".join(sorted({json.loads(l)["resources"][0]["resource"]["kind"] for l in open(sys.argv[1]) if l.strip()})))' "$WORK/cerbos-bodies.jsonl"); do
+    printf 'apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: %s\n  version: default\n  rules:\n    - actions: ["*"]\n      effect: EFFECT_ALLOW\n      roles: [user]\n' "$kind" >"$WORK/cerbos-floor/$kind.yaml"
+  done
+  FLOOR_PORT=$(free_port)
+  "$CERBOS" server --config="$BENCH/cerbos/config.yaml" --log-level=warn --debug-listen-addr= \
+    --set=server.httpListenAddr="127.0.0.1:$FLOOR_PORT" --set=server.grpcListenAddr="127.0.0.1:$(free_port)" \
+    --set=storage.disk.directory="$WORK/cerbos-floor" >"$WORK/cerbos-floor.log" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_http "http://127.0.0.1:$FLOOR_PORT/_cerbos/health" "Cerbos (allow-all)"
+}
+
 # ---- equivalence: rolescope's answers (an enforcing gateway that logs its decisions) vs Cerbos
 start_gateway oracle true "$WORK/decisions.jsonl"
 ORACLE_PID=$GW_PID
@@ -170,6 +187,7 @@ python3 "$BENCH/harness.py" equivalence --tokens "$WORK/tokens.json" --routes "$
   --gateway-port "$GW_PORT" --decisions "$WORK/decisions.jsonl" --cerbos-port "$CERBOS_PORT" \
   --bodies "$WORK/cerbos-bodies.jsonl" --summary "$WORK/equivalence.json"
 kill "$ORACLE_PID"
+start_cerbos_floor
 
 # ---- the three proxies
 start_gateway enforcing true off
@@ -251,6 +269,7 @@ run enforcing "$ENF_PORT" "$ENF_PID" "$BENCH/proxy.lua"
 run passthrough "$PASS_PORT" "$PASS_PID" "$BENCH/proxy.lua"
 run nginx "$NGINX_PORT" "$(cat "$WORK/nginx/nginx.pid")" "$BENCH/proxy.lua"
 run cerbos "$CERBOS_PORT" "$CERBOS_PID" "$BENCH/cerbos.lua" "$WORK/cerbos-bodies.jsonl"
+run cerbos_floor "$FLOOR_PORT" "$FLOOR_PID" "$BENCH/cerbos.lua" "$WORK/cerbos-bodies.jsonl"
 
 # the enforcing gateway's own account of any refusal (engine faults, upstream errors)
 if grep -q '"level":"\(WARN\|ERROR\)"' "$WORK/enforcing.log"; then
@@ -275,7 +294,8 @@ json.dump({
   "load": "$LOAD", "cores": $NCPU, "overloaded": $([ "$OVERLOADED" = true ] && echo True || echo False),
   "versions": {"wrk": "$WRK_VERSION", "nginx": "$NGINX_VERSION", "cerbos": "$CERBOS_VERSION",
                "rolescope-gateway": "$GATEWAY_VERSION"},
-  "rss_kb": {"enforcing": ${RSS[enforcing]}, "passthrough": ${RSS[passthrough]}, "nginx": ${RSS[nginx]}, "cerbos": ${RSS[cerbos]}},
+  "rss_kb": {"enforcing": ${RSS[enforcing]}, "passthrough": ${RSS[passthrough]}, "nginx": ${RSS[nginx]}, "cerbos": ${RSS[cerbos]},
+             "cerbos_floor": ${RSS[cerbos_floor]}},
   "equivalence": json.load(open("$WORK/equivalence.json")),
 }, open(sys.argv[1], "w"))
 PY

@@ -239,12 +239,13 @@ def fmt_us(v):
 
 def report(a):
     meta = json.load(open(a.meta))
-    names = ["enforcing", "passthrough", "nginx", "cerbos"]
+    names = ["enforcing", "passthrough", "nginx", "cerbos", "cerbos_floor"]
     labels = {
         "enforcing": "rolescope-gateway, enforcing",
         "passthrough": "rolescope-gateway, passthrough (`enforce: false`)",
         "nginx": "nginx (plain `proxy_pass`)",
         "cerbos": "Cerbos PDP, `POST /api/check/resources` (decision only)",
+        "cerbos_floor": "Cerbos PDP with allow-all policies (reference: its check path alone)",
     }
     r = {}
     for n in names:
@@ -252,7 +253,7 @@ def report(a):
         r[n]["rss_mb"] = meta["rss_kb"].get(n, 0) / 1024
         r[n]["failures"] = failures_of(f"{a.work}/failures.{n}")
         r[n]["failed"] = r[n]["non2xx"] + r[n]["socket_errors"] + (
-            r[n]["failures"].get("200 EFFECT_DENY", 0) if n == "cerbos" else 0
+            r[n]["failures"].get("200 EFFECT_DENY", 0) if n.startswith("cerbos") else 0
         )
     enf = r["enforcing"]
 
@@ -276,6 +277,7 @@ def report(a):
         "passthrough": (f"{vs_pass:.2f}x (enforcing / passthrough)", "≥ 0.9x"),
         "nginx": (f"{vs_nginx:.2f}x (enforcing / nginx)", "≥ 1.0x"),
         "cerbos": (f"{vs_cerbos:.2f}x (enforcing / Cerbos)", "≥ 10x"),
+        "cerbos_floor": (f"{ratio(enf['rps'], r['cerbos_floor']['rps']):.2f}x (enforcing / allow-all Cerbos)", None),
     }
     goal_of = {"passthrough": goals[0]["met"], "nginx": goals[1]["met"], "cerbos": goals[4]["met"]}
 
@@ -304,13 +306,15 @@ def report(a):
         f"Cerbos {meta['versions'].get('cerbos', '?')} from the npm package `@cerbos/cerbos-linux-x64` answering the check request "
         "of each of the same 8 requests (one principal, one resource, one action, the same "
         "questions rolescope asked) over its HTTP API, so the ratio is gateway work (decision + proxy) "
-        "against Cerbos decision work. Peak RSS: the process (nginx: master + worker) sampled every 0.2 s.\n"
+        "against Cerbos decision work. The allow-all row is a second Cerbos whose policies allow every action "
+        "to every caller (not the same decisions, no goal): the cost of Cerbos' HTTP check path without our "
+        "policy. Peak RSS: the process (nginx: master + worker) sampled every 0.2 s.\n"
     )
     if meta.get("quick"):
         md.append("**`--quick` run: short durations; these numbers only show that the benchmark works.**\n")
     if meta.get("overloaded"):
         md.append(
-            f"**The machine was busy during this run** (1-minute load average {meta['load']} on {meta['cores']} "
+            f"**The machine was busy during this run** (load average {meta['load']} (1, 5, 15 min) on {meta['cores']} "
             "cores at the end): the percentiles mostly measure scheduling delays and the ratios are noisy.\n"
         )
     md.append("| target | requests/s | p50 | p99 | peak RSS | failed / requests | ratio | goal | |")
@@ -329,7 +333,8 @@ def report(a):
         md.append(f"| {g['goal']} | {g['target']} | {g['result']} | {verdict(g['met'])} |")
     md.append("")
     md.append(
-        "Failures by cause (status and the refusal's `reason`; Cerbos: non-200 or a deny): "
+        "Failed = answers other than allowed: non-2xx (proxies; counted by status and the refusal's `reason`), "
+        "non-200 or a deny (Cerbos), plus wrk socket errors. By cause: "
         + "; ".join(f"{n} {causes(n)}" for n in names)
         + "."
     )
@@ -339,7 +344,8 @@ def report(a):
         f"Before timing, Cerbos was checked against rolescope on {eq['requests']} requests ({eq['principals']} "
         f"principals of `policies/juniper-mist-msp/mist_msp_test.yaml` x {eq['requests'] // max(eq['principals'], 1)} "
         f"requests: the 8 timed ones plus writes, workflows and an unlisted organization; {eq['allowed']} allowed, "
-        f"{eq['denied']} denied): rolescope's answer is the enforcing gateway's (2xx or 403), the Cerbos question is "
+        f"{eq['denied']} denied): rolescope's answer is the enforcing gateway's (403 = deny, forwarded = allow, "
+        "matching its decision log), the Cerbos question is "
         "built from the gateway's decision log (route, action, kind; scope from the route table) and the token's "
         "claims; they agreed on every one. Cerbos model (`bench/gateway/cerbos/`): one resource policy per kind "
         "(the role matrix), one derived role per Mist role computed in CEL from the principal's `assignments` "
