@@ -66,3 +66,24 @@ fn a_disagreement_names_the_peer_and_case() {
     let e = agree(&mut cedar, &s, &wrong).err().expect("must disagree").to_string();
     assert!(e.contains("cedar-policy") && e.contains("`allowed`"), "{e}");
 }
+
+/// The Cedar texts in bench/scenarios (and the generated growth templates) validate against
+/// their schemas (strict mode): the Node peers read the same files.
+#[test]
+fn cedar_texts_validate() {
+    use std::str::FromStr as _;
+
+    use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
+    use scenario::{msp_texts, site24x7_texts};
+    let growth = scenario::scenario_growth(10).cedar_templates.expect("growth templates");
+    for (schema, policies) in [
+        (msp_texts::CEDAR_SCHEMA, msp_texts::CEDAR_POLICIES),
+        (site24x7_texts::CEDAR_SCHEMA, site24x7_texts::CEDAR_POLICIES),
+        (msp_texts::CEDAR_SCHEMA, growth.as_str()),
+    ] {
+        let (schema, _) = Schema::from_cedarschema_str(schema).expect("schema");
+        let set = PolicySet::from_str(policies).expect("policies");
+        let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+        assert!(result.validation_passed(), "{:?}", result.validation_errors().collect::<Vec<_>>());
+    }
+}
