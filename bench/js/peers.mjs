@@ -140,7 +140,7 @@ function nodeMarkdown({ command, opts, timing, sc, rows, goals }) {
   );
   L.push("### How each is modelled", "");
   L.push(
-    "- **rolescope**: `engine/benches/msp.yaml` ((a), (c), (d), batch) and `policies/site24x7-msp/roles.yaml` ((b)) compiled to bundles by `rolescope/compiler` and loaded with `Policy.fromBundle`; principal prepared once (`preparePrincipal`); the ana of engine/benches/decide.rs (10 assignments over o0, o10, ..., o90, roles cycling network_admin, observer, installer, helpdesk, network_admin).",
+    "- **rolescope**: `engine/benches/msp.yaml` ((a), (c), (d), batch) and `policies/site24x7-msp/roles.yaml` ((b)) compiled to bundles by `rolescope/compiler` and loaded with `Policy.fromBundle`; principal prepared once (`preparePrincipal`); for one decision the resource prepared once (`prepareResource`) too; the batches through `allowedMask` (one bitmask per resource; used when the package has it, else `allowedActionsBatch` comes first); the ana of engine/benches/decide.rs (10 assignments over o0, o10, ..., o90, roles cycling network_admin, observer, installer, helpdesk, network_admin).",
     `- **CASL**: ${CASL_MODEL}.`,
     `- **cedar-wasm**: ${CEDAR_MODEL}.`,
     `- **casbin**: ${CASBIN_MODEL}.`,
