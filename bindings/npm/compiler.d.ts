@@ -96,6 +96,14 @@ export declare class Policy {
     actions: string[],
     context?: Attributes | null,
   ): string[][];
+  /** One kind at many scopes, a bitmask of `actions` per scope (see index.d.ts). */
+  allowedMask(
+    principal: PreparedPrincipal,
+    kind: string,
+    scopes: string[],
+    actions: string[],
+    context?: Attributes | null,
+  ): Uint32Array;
   /** May the principal assign a role at a scope? */
   canAssign(request: AssignRequest): AssignDecision;
   /** An HTTP request through the route table, decided for `principal` (as the gateway does). */

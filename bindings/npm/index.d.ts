@@ -371,6 +371,20 @@ export declare class Policy {
     actions: string[],
     context?: Attributes | null,
   ): string[][];
+  /**
+   * The fast batch for a listing page: resources of one `kind` given by their scope paths (no
+   * id; the kind's attribute defaults apply, as in `can`). One bitmask per scope, aligned with
+   * `scopes`: bit `i` (`(mask >>> i) & 1`) is set when `actions[i]` is allowed. At most 32
+   * actions (bits for the first 32 only). An unknown kind or action, a malformed scope or
+   * context and an inactive principal set no bit. Each scope is parsed once per policy.
+   */
+  allowedMask(
+    principal: PreparedPrincipal,
+    kind: string,
+    scopes: string[],
+    actions: string[],
+    context?: Attributes | null,
+  ): Uint32Array;
   /** May the principal assign a role at a scope? */
   canAssign(request: AssignRequest): AssignDecision;
   /**

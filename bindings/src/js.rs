@@ -39,6 +39,16 @@ fn from_js<T: DeserializeOwned>(v: &JsValue) -> Result<T, String> {
     serde_json::from_slice(json_text(v)?.as_bytes()).map_err(|e| e.to_string())
 }
 
+/// A JSON string's value: borrowed when it has no escapes (a scope never needs one), read by
+/// serde_json otherwise; `None` for anything but a string.
+fn json_str(raw: &str) -> Option<Cow<'_, str>> {
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(Cow::Borrowed(inner)),
+        Some(_) => serde_json::from_slice::<String>(raw.as_bytes()).ok().map(Cow::Owned),
+        None => None,
+    }
+}
+
 #[derive(Serialize)]
 struct Verdict<'a> {
     allowed: bool,
@@ -342,6 +352,43 @@ impl Policy {
             })
             .collect();
         to_js(&out)
+    }
+
+    /// The fast batch for listing pages: resources of one `kind` given by their scope paths
+    /// (the kind's attribute defaults apply, as in `can`), the answer one bitmask per scope
+    /// (`Uint32Array`, aligned with `scopes`): bit `i` set when `actions[i]` is allowed. At most
+    /// 32 actions (more: bits for the first 32 only); an unknown kind or action, a malformed
+    /// scope or context, an inactive principal: bits unset (deny). Each scope is parsed once per
+    /// policy (the resource cache), each action name resolved once per call, and each resource
+    /// decided for all actions in one pass (`allowed_action_ids`).
+    #[wasm_bindgen(js_name = allowedMask)]
+    pub fn allowed_mask(
+        &self,
+        principal: &PreparedPrincipal,
+        kind: &str,
+        scopes: JsValue,
+        actions: Vec<String>,
+        context: JsValue,
+    ) -> Vec<u32> {
+        // The scopes cross as one JSON text (one `JSON.stringify`, one copy), not one boundary
+        // call per string; an element that is not a string gets no bit.
+        let text = if Array::is_array(&scopes) { json_text(&scopes).unwrap_or_default() } else { String::new() };
+        let rows = serde_json::from_slice::<Vec<&RawValue>>(text.as_bytes()).unwrap_or_default();
+        let mut out = vec![0u32; rows.len()];
+        let (Some(k), Ok(ctx)) = (self.inner.kind_id(kind), self.context(context)) else { return out };
+        let ids: Vec<(u32, u8)> = (0u32..32)
+            .zip(&actions)
+            .filter_map(|(bit, a)| self.inner.action_id(k, a).map(|id| (1 << bit, id)))
+            .collect();
+        let Ok(mut cache) = self.cache.try_borrow_mut() else { return out };
+        for (mask, raw) in out.iter_mut().zip(&rows) {
+            let Some(scope) = json_str(raw.get()) else { continue };
+            if let Ok(r) = self.inner.cached_resource(&mut cache, k, &scope, "") {
+                let set = self.inner.allowed_action_ids(&principal.inner, r, &ctx);
+                *mask = ids.iter().filter(|(_, id)| set >> (id & 127) & 1 == 1).fold(0, |m, (bit, _)| m | bit);
+            }
+        }
+        out
     }
 
     /// Map an HTTP request (`{method, target, headers?}`; `target` is the raw `path?query`,

@@ -25,8 +25,13 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::{CompileError, Diagnostic, SourceLocation, codes};
 use crate::expr::{Expr, Var};
-use crate::policy::{ActionSet, KindId, LevelId, Policy, PreparedContext, RoleId, RuleTable, bit};
+use crate::policy::{
+    ActionSet, Combine, Delegation, Effect, Entry, Invariant, Kind, KindId, KindRules, Level, LevelId, Policy,
+    PreparedContext, Role, RoleId, Rule, RuleTable, TenantAccess, bit,
+};
+use crate::route::RouteTable;
 use crate::value::{Type, Value};
+use crate::wire::Reader;
 
 /// The bundle format identifier.
 pub const BUNDLE_FORMAT: &str = "rolescope-bundle/1";
@@ -223,7 +228,10 @@ impl Policy {
         let invalid = |e: &dyn std::fmt::Display| refuse(format!("invalid compiled policy: {e}"));
         let text: String = serde_json::from_slice(doc.compiled.get().as_bytes()).map_err(|e| invalid(&e))?;
         let bytes = unbase64(&text).ok_or_else(|| invalid(&"not base64"))?;
-        let mut policy: Policy = postcard::from_bytes(&bytes).map_err(|e| invalid(&e))?;
+        let mut r = Reader::new(&bytes);
+        let mut policy = read_policy(&mut r)
+            .filter(|_| r.at_end())
+            .ok_or_else(|| invalid(&format_args!("malformed at byte {}", r.position())))?;
         if policy.name != doc.policy {
             return Err(refuse(format!("bundle names policy `{}` but holds `{}`", doc.policy, policy.name)));
         }
@@ -233,6 +241,140 @@ impl Policy {
         file_principals(&mut policy).map_err(|e| invalid(&e))?;
         Ok(policy)
     }
+}
+
+/// The compiled form, as postcard writes the serde derives of [`Policy`] (`wire.rs`); the
+/// indexes (`serde(skip)`) are left empty for [`index`].
+fn read_policy(r: &mut Reader<'_>) -> Option<Policy> {
+    fn names(r: &mut Reader<'_>) -> Option<Vec<String>> {
+        r.seq(Reader::string)
+    }
+    fn text(r: &mut Reader<'_>) -> Option<Option<String>> {
+        r.opt(Reader::string)
+    }
+    fn attrs(r: &mut Reader<'_>) -> Option<Vec<(String, Type)>> {
+        r.seq(|r| Some((r.string()?, Type::read(r)?)))
+    }
+    fn defaults(r: &mut Reader<'_>) -> Option<Box<[Option<Value>]>> {
+        r.seq(|r| r.opt(Value::read)).map(Vec::into_boxed_slice)
+    }
+    /// A map written as pairs sorted by key (`policy.rs`, `sorted`): each key once.
+    fn map<K: Eq + std::hash::Hash, V>(
+        r: &mut Reader<'_>,
+        mut pair: impl FnMut(&mut Reader<'_>) -> Option<(K, V)>,
+    ) -> Option<FxHashMap<K, V>> {
+        let pairs = r.seq(&mut pair)?;
+        let n = pairs.len();
+        let map: FxHashMap<K, V> = pairs.into_iter().collect();
+        (map.len() == n).then_some(map)
+    }
+    fn table(r: &mut Reader<'_>) -> Option<RuleTable> {
+        let entries =
+            |r: &mut Reader<'_>| r.seq(|r| Some(Entry { actions: r.u128()?, rule: r.u32()?, conditional: r.bool()? }));
+        let by_kind = r.seq(|r| {
+            Some(KindRules {
+                kind: r.u32()?,
+                allow: r.u128()?,
+                deny: r.u128()?,
+                grants: entries(r)?,
+                denies: entries(r)?,
+            })
+        })?;
+        Some(RuleTable { by_kind })
+    }
+    let name = r.string()?;
+    let description = text(r)?;
+    let combine = if r.tag(2)? == 0 { Combine::Union } else { Combine::HighestRank };
+    let levels = r.seq(|r| Some(Level { name: r.string()?, parent: r.opt(Reader::byte)?, tenant: r.bool()? }))?;
+    let kinds = r.seq(|r| {
+        Some(Kind {
+            name: r.string()?,
+            actions: names(r)?,
+            action_index: FxHashMap::default(),
+            vocab: map(r, |r| Some((r.string()?, r.u128()?)))?,
+            attrs: map(r, |r| Some((r.u16()?, Type::read(r)?)))?,
+            attr_names: FxHashMap::default(),
+            defaults: r.seq(|r| Some((r.u16()?, Value::read(r)?)))?,
+            levels: r.u64()?,
+        })
+    })?;
+    let resource_attr_names = names(r)?;
+    let principal_attrs = attrs(r)?;
+    let principal_defaults = defaults(r)?;
+    let context_attrs = attrs(r)?;
+    let context_defaults = defaults(r)?;
+    let roles = r.seq(|r| {
+        Some(Role {
+            name: r.string()?,
+            title: text(r)?,
+            description: text(r)?,
+            rank: r.i64()?,
+            assignable: r.bool()?,
+            tenant_access: match r.tag(3)? {
+                0 => TenantAccess::AsAssigned,
+                1 => TenantAccess::All,
+                _ => TenantAccess::Listed,
+            },
+            held_at: r.u64()?,
+            includes: r.seq(Reader::u32)?,
+            location: crate::diag::wire_location::read(r)?,
+            table: table(r)?,
+        })
+    })?;
+    let global = table(r)?;
+    let rules = r.seq(|r| {
+        Some(Rule {
+            effect: if r.tag(2)? == 0 { Effect::Grant } else { Effect::Deny },
+            role: r.opt(Reader::u32)?,
+            cond: r.opt(Expr::read)?,
+            cond_text: text(r)?,
+            description: text(r)?,
+            location: crate::diag::wire_location::read(r)?,
+            targets: r.seq(|r| Some((r.u32()?, r.u128()?)))?,
+        })
+    })?;
+    let delegation = r.opt(|r| Some(Delegation { kind: r.u32()?, action: r.byte()?, strictly_below: r.bool()? }))?;
+    let invariants = r.seq(|r| {
+        Some(Invariant {
+            name: r.string()?,
+            description: text(r)?,
+            roles: r.seq(Reader::u32)?,
+            level: r.byte()?,
+            at_least: r.u32()?,
+        })
+    })?;
+    let filed = serde_json::from_str(r.str()?).ok()?;
+    let routes = r.opt(|r| RouteTable::read(r).map(Box::new))?;
+    Some(Policy {
+        name,
+        description,
+        combine,
+        levels,
+        tenant_level: None,
+        kinds,
+        kind_index: FxHashMap::default(),
+        resource_attr_names,
+        principal_attrs,
+        principal_defaults,
+        principal_attr_index: FxHashMap::default(),
+        context_attrs,
+        context_defaults,
+        context_attr_index: FxHashMap::default(),
+        roles,
+        role_index: FxHashMap::default(),
+        global,
+        rules,
+        delegation,
+        invariants,
+        filed,
+        principals: FxHashMap::default(),
+        principal_order: Vec::new(),
+        warnings: Vec::new(),
+        revision: String::new(),
+        stamp: 0,
+        empty_context: PreparedContext::default(),
+        routes,
+    })
 }
 
 /// Rebuild the indexes (`serde(skip)` fields) from the serialized vectors.
@@ -496,6 +638,39 @@ mod tests {
             assert_eq!(format!("{:?}", loaded.roles()), format!("{:?}", policy.roles()), "{dir}");
             // The same sources always make the same bundle.
             assert_eq!(Policy::bundle(&sources).unwrap().1, json, "{dir}");
+        }
+    }
+
+    /// The hand-written reader (`wire.rs`) on damaged compiled forms: every prefix is refused,
+    /// and a changed byte is refused or read as postcard reads it; never a panic.
+    #[test]
+    fn the_reader_refuses_damaged_compiled_forms() {
+        for (dir, sources) in corpus() {
+            let (_, json) = Policy::bundle(&sources).unwrap();
+            let bytes = compiled_bytes(&json);
+            for n in 0..bytes.len() {
+                let mut r = Reader::new(&bytes[..n]);
+                assert!(read_policy(&mut r).filter(|_| r.at_end()).is_none(), "{dir}: prefix {n}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            let mut r = Reader::new(&longer);
+            assert!(read_policy(&mut r).filter(|_| r.at_end()).is_none(), "{dir}: trailing byte");
+            for i in 0..bytes.len() {
+                for v in [0u8, 1, 2, 0x7f, 0x80, 0xff, bytes[i].wrapping_add(1)] {
+                    let mut changed = bytes.clone();
+                    changed[i] = v;
+                    let mut r = Reader::new(&changed);
+                    if let Some(p) = read_policy(&mut r).filter(|_| r.at_end()) {
+                        let theirs: Policy = postcard::from_bytes(&changed).expect("postcard reads it too");
+                        assert_eq!(
+                            postcard::to_allocvec(&p).unwrap(),
+                            postcard::to_allocvec(&theirs).unwrap(),
+                            "{dir}: byte {i} = {v}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -105,6 +105,20 @@ pub(crate) mod wire_location {
             length: usize::try_from(length).unwrap_or(0),
         })
     }
+
+    /// Read from a bundle's compiled form (`wire.rs`), as `deserialize` does.
+    pub(crate) fn read(r: &mut crate::wire::Reader<'_>) -> Option<SourceLocation> {
+        let (file, line, column) = (r.string()?, r.u32()?, r.u32()?);
+        let offset = r.opt(crate::wire::Reader::u64)?;
+        let length = r.u64()?;
+        Some(SourceLocation {
+            file,
+            line,
+            column,
+            offset: offset.and_then(|o| usize::try_from(o).ok()),
+            length: usize::try_from(length).unwrap_or(0),
+        })
+    }
 }
 
 impl fmt::Display for SourceLocation {

@@ -15,8 +15,8 @@ use crate::decision::{
 };
 use crate::expr::Env;
 use crate::policy::{
-    Combine, Effect, KindId, Policy, PreparedAssignment, PreparedContext, PreparedPrincipal, PreparedResource,
-    ScopeKey, Status, TenantAccess, bit,
+    ActionSet, Combine, Effect, KindId, Policy, PreparedAssignment, PreparedContext, PreparedPrincipal,
+    PreparedResource, ScopeKey, Status, TenantAccess, bit,
 };
 use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
 use crate::value::Value;
@@ -477,6 +477,86 @@ impl Policy {
             }
         }
         Decision::deny(if saw_condition { Reason::ConditionFalse } else { Reason::NoMatchingGrant })
+    }
+
+    /// The ids of every action `p` may take on `r` (bit `i`: action id `i` of the resource's
+    /// kind, see [`Policy::action_id`]), in one pass: the answer [`Policy::decide_ids`] gives
+    /// for each action, without deciding each one. The covering assignments do not depend on
+    /// the action, nor does a condition: each rule's condition is evaluated at most once.
+    /// Inputs prepared by another policy revision, an inactive principal: no action.
+    pub fn allowed_action_ids(&self, p: &PreparedPrincipal, r: &PreparedResource, ctx: &PreparedContext) -> u128 {
+        let Some(kind) = self.kind(r.kind) else { return 0 };
+        if !self.same_policy(p, r, ctx) || p.status != Status::Active {
+            return 0;
+        }
+        let all = if kind.actions.len() >= 128 { ActionSet::MAX } else { (1u128 << kind.actions.len()) - 1 };
+        let env = Env {
+            principal_id: &p.id,
+            principal_attrs: &p.attrs,
+            resource_id: &r.id,
+            resource_kind: &kind.name,
+            resource_scope: &r.scope.path,
+            resource_attrs: &r.attrs,
+            context_attrs: &ctx.attrs,
+        };
+        // A deny whose condition cannot be evaluated applies (fail closed), as in `first_deny`.
+        let denied = |entries: &[crate::policy::Entry]| -> ActionSet {
+            let mut set = 0;
+            for e in entries {
+                if e.actions & !set == 0 {
+                    continue;
+                }
+                let fires = match self.rule(e.rule).and_then(|rl| rl.cond.as_ref()) {
+                    None => true,
+                    Some(c) => !matches!(env.eval(c), Ok(false)),
+                };
+                if fires {
+                    set |= e.actions;
+                }
+            }
+            set
+        };
+        let mut deny: ActionSet = match self.global.get(r.kind) {
+            Some(kr) if kr.deny != 0 => denied(&kr.denies),
+            _ => 0,
+        };
+        let mut max_rank = i64::MIN;
+        let mut any = false;
+        for a in &p.assignments {
+            if covers(a, &r.scope) {
+                any = true;
+                max_rank = max_rank.max(a.rank);
+            }
+        }
+        if !any {
+            return 0;
+        }
+        let highest = self.combine == Combine::HighestRank;
+        let contributing = || {
+            p.assignments
+                .iter()
+                .filter(move |a| covers(a, &r.scope) && (!highest || a.rank == max_rank))
+                .filter_map(|a| self.role(a.role).and_then(|role| role.table.get(r.kind)))
+        };
+        for kr in contributing() {
+            if kr.deny & !deny != 0 {
+                deny |= denied(&kr.denies);
+            }
+        }
+        let mut allow: ActionSet = 0;
+        for kr in contributing() {
+            allow |= kr.allow;
+            for e in &kr.grants {
+                if !e.conditional || e.actions & !allow & !deny == 0 {
+                    continue;
+                }
+                let holds = self.rule(e.rule).and_then(|rl| rl.cond.as_ref()).map(|c| env.eval(c));
+                if matches!(holds, Some(Ok(true))) {
+                    allow |= e.actions;
+                }
+            }
+        }
+        allow & !deny & all
     }
 
     fn first_deny<T: Tracer>(

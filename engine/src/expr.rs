@@ -149,6 +149,42 @@ impl Expr {
         stack.is_empty().then_some(e)
     }
 
+    /// Read from a bundle's compiled form (`wire.rs`): the postfix list of [`Op`]s.
+    pub(crate) fn read(r: &mut crate::wire::Reader<'_>) -> Option<Expr> {
+        let var = |r: &mut crate::wire::Reader<'_>| {
+            Some(match r.tag(7)? {
+                0 => Var::PrincipalId,
+                1 => Var::PrincipalAttr(r.u16()?),
+                2 => Var::ResourceId,
+                3 => Var::ResourceKind,
+                4 => Var::ResourceScope,
+                5 => Var::ResourceAttr(r.u16()?),
+                _ => Var::ContextAttr(r.u16()?),
+            })
+        };
+        let ops = r.seq(|r| {
+            Some(match r.tag(9)? {
+                0 => Op::Lit(std::borrow::Cow::Owned(Value::read(r)?)),
+                1 => Op::Var(var(r)?),
+                2 => Op::Has(var(r)?),
+                3 => Op::List(r.u32()?),
+                4 => Op::Not,
+                5 => Op::And,
+                6 => Op::Or,
+                7 => Op::Cmp(match r.tag(6)? {
+                    0 => CmpOp::Eq,
+                    1 => CmpOp::Ne,
+                    2 => CmpOp::Lt,
+                    3 => CmpOp::Le,
+                    4 => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                }),
+                _ => Op::In,
+            })
+        })?;
+        Expr::from_postfix(ops)
+    }
+
     /// Every sub-expression, depth first (iteratively: trees may be deep).
     pub(crate) fn walk(&self, mut f: impl FnMut(&Expr) -> bool) -> bool {
         let mut todo = vec![self];

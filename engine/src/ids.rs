@@ -286,6 +286,27 @@ roles:
             }
         }
         assert!(allowed > 0, "the grants and the condition on the id apply");
+        // every action in one pass: the answer of `decide_ids` for each
+        let suspended: Principal = serde_json::from_value(serde_json::json!({
+            "id": "s", "status": "suspended", "assignments": [{ "role": "viewer", "scope": "msp:m" }]
+        }))
+        .expect("principal");
+        for who in [&pp, &p.prepare_principal(&suspended).expect("prepared")] {
+            for kind in ["device", "site"] {
+                let kid = p.kind_id(kind).expect("kind");
+                for scope in scopes {
+                    for id in ["ap-1", "ap-2", ""] {
+                        let Ok(r) = p.cached_resource(&mut cache, kid, scope, id) else { continue };
+                        let set = p.allowed_action_ids(who, r, p.empty_context());
+                        let n = p.action_count(kid).expect("count");
+                        let each = (0..n).filter_map(|a| u8::try_from(a).ok()).fold(0u128, |m, a| {
+                            m | u128::from(p.decide_ids(who, a, r, p.empty_context()).allowed()) << a
+                        });
+                        assert_eq!(set, each, "{kind} {scope} {id}");
+                    }
+                }
+            }
+        }
         // only valid (kind, scope) pairs are kept
         assert_eq!(cache.len(), 4);
         // a cache used with another policy revision starts over

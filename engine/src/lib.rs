@@ -20,6 +20,7 @@ pub mod schema;
 #[cfg(feature = "compiler")]
 mod suite;
 mod value;
+mod wire;
 
 pub use bundle::BUNDLE_FORMAT;
 #[cfg(feature = "compiler")]

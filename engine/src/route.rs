@@ -305,6 +305,50 @@ impl<'de> Deserialize<'de> for RouteTable {
     }
 }
 
+impl RouteTable {
+    /// Read from a bundle's compiled form (`wire.rs`), as `deserialize` does: `None` when
+    /// malformed or when two routes conflict.
+    pub(crate) fn read(r: &mut crate::wire::Reader<'_>) -> Option<RouteTable> {
+        use crate::wire::Reader;
+        fn pieces(r: &mut Reader<'_>) -> Option<Vec<Piece>> {
+            r.seq(|r| Some(if r.tag(2)? == 0 { Piece::Lit(r.string()?) } else { Piece::Param(r.string()?) }))
+        }
+        fn values(r: &mut Reader<'_>) -> Option<Vec<(String, ValueSource, Type)>> {
+            r.seq(|r| {
+                let name = r.string()?;
+                let source = match r.tag(3)? {
+                    0 => ValueSource::Text(pieces(r)?),
+                    1 => ValueSource::Query(r.string()?),
+                    _ => ValueSource::Header(r.string()?),
+                };
+                Some((name, source, Type::read(r)?))
+            })
+        }
+        let base = r.string()?;
+        let routes = r.seq(|r| {
+            let label = r.string()?;
+            let target = r.opt(|r| {
+                Some(Target {
+                    action: r.string()?,
+                    kind: r.string()?,
+                    scope: pieces(r)?,
+                    id: pieces(r)?,
+                    attributes: values(r)?,
+                    context: values(r)?,
+                })
+            })?;
+            Some(Route { label, target })
+        })?;
+        let mut table = RouteTable { base, ..RouteTable::default() };
+        for route in routes {
+            let (method, path) = route.label.split_once(' ')?;
+            let (method, path) = (method.to_owned(), path.to_owned());
+            table.add(method, &path, route).ok()?;
+        }
+        Some(table)
+    }
+}
+
 fn join_scope(base: &str, rel: &str) -> String {
     match (base.is_empty(), rel.is_empty()) {
         (true, _) => rel.to_owned(),

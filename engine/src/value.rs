@@ -168,7 +168,32 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+impl Type {
+    /// Read from a bundle's compiled form (`wire.rs`).
+    pub(crate) fn read(r: &mut crate::wire::Reader<'_>) -> Option<Type> {
+        Some(match r.tag(5)? {
+            0 => Type::Bool,
+            1 => Type::String,
+            2 => Type::Number,
+            3 => Type::Time,
+            _ => Type::StringSet,
+        })
+    }
+}
+
 impl Value {
+    /// Read from a bundle's compiled form (`wire.rs`).
+    pub(crate) fn read(r: &mut crate::wire::Reader<'_>) -> Option<Value> {
+        let boxed = |r: &mut crate::wire::Reader<'_>| r.str().map(Box::<str>::from);
+        Some(match r.tag(5)? {
+            0 => Value::Bool(r.bool()?),
+            1 => Value::Str(boxed(r)?),
+            2 => Value::Num(r.f64()?),
+            3 => Value::Time(r.i128()?),
+            _ => Value::Set(r.seq(boxed)?.into_boxed_slice()),
+        })
+    }
+
     /// Convert a JSON value to the declared type. `null` is treated as absent by callers.
     pub(crate) fn from_json(ty: Type, v: &serde_json::Value) -> Result<Value, TypeMismatch> {
         let bad = |detail: String| TypeMismatch { expected: ty, detail };

@@ -54,6 +54,15 @@ expect(!policy.can(p, "update", "device", otherRes.scope), "update denied in org
 expect(policy.decide(p, "delete", owned).allowed, "owner may delete");
 expect(policy.check(request).allowed, "check allows");
 expect(policy.allowedActionsBatch(p, page, pageActions).length === 100, "a row per resource");
+// The fast batch: the page's scopes (100 orgs), one bitmask per scope. It must answer as the
+// row batch does.
+const pageScopes = page.map((r) => r.scope);
+{
+  const masks = policy.allowedMask(p, "device", pageScopes, pageActions);
+  const rows = policy.allowedActionsBatch(p, page, pageActions);
+  const same = rows.every((row, i) => pageActions.every((a, j) => row.includes(a) === (((masks[i] >>> j) & 1) === 1)));
+  expect(same && rows.some((row) => row.length > 0), "allowedMask answers as allowedActionsBatch");
+}
 
 /** Median ns per call of `fn` over ROUNDS rounds of ~ROUND_MS each. */
 function measure(fn) {
@@ -107,6 +116,8 @@ const benches = [
   ["check(request): inline principal, 10 assignments", () => policy.check(request), null, "decide/msp/from_request_data"],
   ["allowedActions: one resource, all actions", () => policy.allowedActions(p, allowedRes), null, "batch/allowed_actions_one_resource"],
   ["allowedActionsBatch: 100 resources x 4 actions", () => policy.allowedActionsBatch(p, page, pageActions), 50_000, "batch/100_resources_x_4_actions"],
+  ["allowedMask: 100 scopes x 4 actions, bitmasks", () => policy.allowedMask(p, "device", pageScopes, pageActions), 50_000, "batch/100_resources_x_4_actions"],
+  ["allowedMask: 100 scopes from their rows (map + call)", () => policy.allowedMask(p, "device", page.map((r) => r.scope), pageActions), 50_000, "batch/100_resources_x_4_actions"],
 ];
 
 // For comparison, the same questions through the plain ABI (bindings/ABI.md) of the same

@@ -241,6 +241,61 @@ test("can, allowed, decide, allowedActions and allowedActionsBatch agree with ch
   assert.ok(allowed > 0, "nothing was allowed: the cases test nothing");
 });
 
+// xtask/src/wasm.rs empties core's `<f64 as Display>::fmt` in the module (serde_json writes the
+// floats of its messages itself): such messages must still name the number.
+test("a float where a string belongs: invalid_request naming the number", () => {
+  for (const [request, text] of [
+    [{ principal: admin, action: 1.5, resource: device("msp:acme") }, "floating point `1.5`"],
+    [{ principal: admin, action: "view", resource: { kind: "device", scope: 2.5e-7 } }, "floating point `2.5e-7`"],
+    [{ principal: admin, action: "view", resource: device("msp:acme"), context: 7.25 }, "7.25"],
+  ]) {
+    const v = policy.check(request);
+    assert.equal(v.allowed, false);
+    assert.equal(v.reason, "invalid_request");
+    assert.ok(v.detail.includes(text), v.detail);
+  }
+});
+
+test("allowedMask: a bitmask per scope, equal to check; malformed input sets no bit", () => {
+  const principals = [
+    admin,
+    { id: "t", assignments: [{ role: "technician", scope: "msp:acme", tenants: ["org:o1"] }] },
+    { id: "o", assignments: [{ role: "observer", scope: "msp:acme/org:o1" }] },
+    { id: "s", status: "suspended", assignments: [{ role: "admin", scope: "msp:acme" }] },
+  ];
+  // (a quote or a backslash crosses escaped in the JSON text; the others unescaped)
+  const scopes = ["msp:acme/org:o1", "msp:acme/org:o1/site:s1", "msp:acme/org:o2", "msp:globex/org:o1", "msp:acme", "not a scope", "", 'msp:acme/org:o"1', "msp:acme/org:o\\1/site:é"];
+  const actions = ["view", "list", "create", "update", "delete", "no_such_action"];
+  let allowed = 0;
+  for (const principal of principals) {
+    const p = policy.preparePrincipal(principal);
+    const masks = policy.allowedMask(p, "device", scopes, actions);
+    assert.ok(masks instanceof Uint32Array);
+    assert.equal(masks.length, scopes.length);
+    scopes.forEach((scope, i) => {
+      actions.forEach((action, j) => {
+        const v = policy.check({ principal, action, resource: { kind: "device", scope } });
+        assert.equal((masks[i] >>> j) & 1, v.allowed ? 1 : 0, `${principal.id} ${action} ${scope}`);
+        allowed += v.allowed ? 1 : 0;
+      });
+    });
+    // a context object is read as in `decide`; a malformed one denies everything
+    assert.deepEqual([...policy.allowedMask(p, "device", scopes, actions, {})], [...masks]);
+    assert.deepEqual([...policy.allowedMask(p, "device", scopes, actions, { no_such: 1 })], scopes.map(() => 0));
+    assert.deepEqual([...policy.allowedMask(p, "spaceship", scopes, actions)], scopes.map(() => 0));
+    assert.deepEqual([...policy.allowedMask(p, "device", [], actions)], []);
+    assert.deepEqual([...policy.allowedMask(p, "device", "msp:acme/org:o1", actions)], []);
+    // an element that is not a string gets no bit; the others still do
+    const mixed = policy.allowedMask(p, "device", [42, scopes[0], null], actions);
+    assert.deepEqual([...mixed], [0, masks[0], 0]);
+    // the 33rd action onwards has no bit
+    const many = [...Array.from({ length: 32 }, () => "no_such_action"), "view"];
+    assert.deepEqual([...policy.allowedMask(p, "device", scopes, many)], scopes.map(() => 0));
+    p.free();
+  }
+  assert.ok(allowed > 0, "nothing was allowed: the cases test nothing");
+});
+
 // -- shapes ---------------------------------------------------------------------------------------
 
 test("report, explanation, delegation and invariant shapes", () => {

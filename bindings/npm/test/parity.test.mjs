@@ -78,6 +78,65 @@ test("preparePrincipal + decide give the native reason when the principal is ina
   assert.deepEqual(result.precedence, [], `${result.precedence.length} cases name the resource's problem instead`);
 });
 
+// The fast batch (`allowedMask`: one kind, scopes, a bitmask of actions per scope) against
+// `check` and `allowedActionsBatch` on every parity case: the case's resource as the batch sees
+// it (`{kind, scope}`: no id, the kind's attribute defaults), grouped by policy, principal, kind
+// and context, each group asked at once (all its scopes, all its actions).
+test("allowedMask decides every parity case as check and allowedActionsBatch", { skip: missing }, (t) => {
+  const { Policy } = loadPackage();
+  const cases = readFileSync(corpus, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const groups = new Map();
+  for (const c of cases) {
+    const { principal, action, resource, context } = c.request;
+    if (typeof principal !== "object" || typeof resource?.kind !== "string" || typeof resource?.scope !== "string") continue;
+    const key = JSON.stringify([c.policy, principal, resource.kind, context ?? null]);
+    if (!groups.has(key)) groups.set(key, { policy: c.policy, principal, kind: resource.kind, context: context ?? null, scopes: new Set(), actions: new Set() });
+    const g = groups.get(key);
+    g.scopes.add(resource.scope);
+    if (g.actions.size < 32) g.actions.add(action);
+  }
+  const policies = new Map();
+  const diffs = [];
+  let decisions = 0;
+  let allowed = 0;
+  for (const g of groups.values()) {
+    if (!policies.has(g.policy)) {
+      const bundle = readFileSync(join(dir, "bundles", `${g.policy.replaceAll("/", "__")}.json`), "utf8");
+      policies.set(g.policy, Policy.fromBundle(bundle));
+    }
+    const policy = policies.get(g.policy);
+    let p;
+    try {
+      p = policy.preparePrincipal(g.principal);
+    } catch {
+      continue;
+    }
+    const scopes = [...g.scopes];
+    const actions = [...g.actions];
+    const masks = policy.allowedMask(p, g.kind, scopes, actions, g.context);
+    assert.ok(masks instanceof Uint32Array && masks.length === scopes.length);
+    const rows = scopes.map((scope) => ({ kind: g.kind, scope }));
+    const batch = policy.allowedActionsBatch(p, rows, actions, g.context);
+    scopes.forEach((scope, i) => {
+      actions.forEach((action, j) => {
+        const request = { principal: g.principal, action, resource: { kind: g.kind, scope }, ...(g.context ? { context: g.context } : {}) };
+        const expected = policy.check(request).allowed;
+        const got = (masks[i] >>> j) & 1;
+        decisions += 1;
+        allowed += expected ? 1 : 0;
+        if (got !== (expected ? 1 : 0) || batch[i].includes(action) !== expected) {
+          diffs.push(`${g.policy} ${JSON.stringify(request)}: mask ${got}, batch ${batch[i].includes(action)}, check ${expected}`);
+        }
+      });
+    });
+    p.free();
+  }
+  for (const p of policies.values()) p.free();
+  t.diagnostic(`${decisions} decisions in ${groups.size} groups, ${allowed} allowed`);
+  assert.ok(decisions > 1000 && allowed > 0, "the parity corpus gave the batch nothing to decide");
+  assert.deepEqual(diffs.slice(0, 20), [], `${diffs.length} of ${decisions} decisions differ`);
+});
+
 // HTTP: every case of target/parity/http.jsonl (each suite's `http` cases plus generated, partly
 // hostile, requests over the seed policies' route tables) through `authorizeHttp`, which must
 // map and decide exactly as the native engine: verdict, reason, route, action, kind, scope,
