@@ -650,4 +650,44 @@ mod tests {
         assert_eq!(exports(b"not wasm"), None);
         assert!(check_exports(wasm).is_err());
     }
+
+    /// A module with two functions `(i32, i32) -> i32` (one import first), the second named as
+    /// core's float `Display`; `body` is its code.
+    fn float_module(name: &str) -> Vec<u8> {
+        let mut m = b"\0asm\x01\0\0\0".to_vec();
+        let mut section = |id: u8, body: &[u8]| {
+            m.push(id);
+            m.extend(leb(body.len()));
+            m.extend_from_slice(body);
+        };
+        section(1, &[1, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]);
+        section(2, &[1, 1, b'e', 1, b'f', 0, 0]);
+        section(3, &[2, 0, 0]);
+        // bodies: `local.get 0` / `local.get 1; i32.add`
+        section(10, &[2, 4, 0, 0x20, 0, 0x0b, 7, 0, 0x20, 0, 0x20, 1, 0x6a, 0x0b]);
+        let mut names = vec![4, b'n', b'a', b'm', b'e', 1];
+        let mut sub = vec![1, 2];
+        sub.extend(leb(name.len()));
+        sub.extend_from_slice(name.as_bytes());
+        names.extend(leb(sub.len()));
+        names.extend(sub);
+        section(0, &names);
+        m
+    }
+
+    #[test]
+    fn empties_core_float_display() {
+        let wasm = float_module("<f64 as core[c5930c85a12de822]::fmt::Display>::fmt");
+        let out = stub_float_display(&wasm).unwrap_or_default();
+        // the second body (function 2: import 0, local 0, local 1) becomes `i32.const 0`
+        let code_at = out.windows(2).position(|w| w == [10, 11]).map(|i| i + 2);
+        assert_eq!(
+            code_at.and_then(|i| out.get(i..i + 11)),
+            Some([2, 4, 0, 0x20, 0, 0x0b, 4, 0, 0x41, 0, 0x0b].as_slice())
+        );
+        assert_eq!(out.len() + 3, wasm.len());
+        assert!(stub_float_display(&float_module("<f32 as core::fmt::Display>::fmt")).is_err());
+        assert_eq!(without_disambiguators("<f64 as core[c59]::fmt::Display>::fmt"), "<f64 as core::fmt::Display>::fmt");
+        assert_eq!(without_disambiguators("a[x]c[]d[y"), "a[x]c[]d[y");
+    }
 }
