@@ -335,8 +335,6 @@ impl Policy {
             Err(_) => return to_js(&vec![[(); 0]; rows.len()]),
         };
         let p = &principal.inner;
-        // The wanted actions' ids, per kind (resolved once per kind of the page).
-        let mut ids: Vec<(u32, Vec<Option<u8>>)> = Vec::new();
         let out: Vec<Vec<&str>> = rows
             .iter()
             .map(|raw| {
@@ -345,32 +343,14 @@ impl Policy {
                 };
                 let Some(kind) = self.inner.kind_id(&row.kind) else { return Vec::new() };
                 let names = self.inner.actions_of(&row.kind).unwrap_or_default();
-                let wanted: &[Option<u8>] = match ids.iter().position(|(k, _)| *k == kind) {
-                    Some(i) => ids.get(i).map_or(&[], |(_, v)| v.as_slice()),
-                    None => {
-                        let v = actions.iter().map(|a| self.inner.action_id(kind, a)).collect();
-                        ids.push((kind, v));
-                        ids.last().map_or(&[], |(_, v)| v.as_slice())
-                    }
-                };
-                let allowed = |r: &engine::PreparedResource, a: u8| self.inner.decide_ids(p, a, r, &ctx).allowed();
-                self.row_to(row, |r| {
-                    if actions.is_empty() {
-                        let all = (0..names.len()).filter_map(|a| u8::try_from(a).ok());
-                        all.filter(|a| allowed(r, *a))
-                            .filter_map(|a| names.get(usize::from(a)))
-                            .map(String::as_str)
-                            .collect()
-                    } else {
-                        actions
-                            .iter()
-                            .zip(wanted)
-                            .filter(|(_, a)| a.is_some_and(|a| allowed(r, a)))
-                            .map(|(name, _)| name.as_str())
-                            .collect()
-                    }
-                })
-                .unwrap_or_default()
+                // every action decided in one pass, then named
+                let set = self.row_to(row, |r| self.inner.allowed_action_ids(p, r, &ctx)).unwrap_or(0);
+                let has = |id: Option<u8>| id.is_some_and(|a| set >> (a & 127) & 1 == 1);
+                if actions.is_empty() {
+                    names.iter().zip(0u8..=127).filter(|(_, a)| has(Some(*a))).map(|(n, _)| n.as_str()).collect()
+                } else {
+                    actions.iter().filter(|a| has(self.inner.action_id(kind, a))).map(String::as_str).collect()
+                }
             })
             .collect();
         to_js(&out)

@@ -603,18 +603,9 @@ impl Policy {
         r: &PreparedResource,
         ctx: &PreparedContext,
     ) -> AllowedActions {
-        let mut allowed = Vec::new();
-        if p.status == Status::Active
-            && self.same_policy(p, r, ctx)
-            && let Some(kind) = self.kind(r.kind)
-        {
-            for (i, name) in kind.actions.iter().enumerate() {
-                let Ok(a) = u8::try_from(i) else { break };
-                if self.decide_inner(p, a, r, ctx, &mut NoTrace).allowed {
-                    allowed.push(name.clone());
-                }
-            }
-        }
+        let set = self.allowed_action_ids(p, r, ctx);
+        let names = self.kind(r.kind).map_or(&[][..], |k| k.actions.as_slice());
+        let allowed = names.iter().zip(0..128).filter(|(_, i)| set >> i & 1 == 1).map(|(n, _)| n.clone()).collect();
         AllowedActions { allowed }
     }
 
