@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo xtask bench-node` (builds the package first if needed), or
 //! `node bindings/npm/bench/check.mjs [--quick]` after `cargo xtask wasm`.
-//! Prints ns/op (median of 5 rounds) and writes target/bench/node.json. Not a test: no goal
+//! Prints ns/op (median of 5 rounds) and writes target/bench/node-api.json. Not a test: no goal
 //! failing here fails anything.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -186,5 +186,5 @@ for (const [name, fn, goal, native] of benches) {
 
 const out = join(targetDir, "bench");
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, "node.json"), `${JSON.stringify({ node: process.version, quick, results }, null, 2)}\n`);
-console.log(`\nwritten: ${join(out, "node.json")}`);
+writeFileSync(join(out, "node-api.json"), `${JSON.stringify({ node: process.version, quick, results }, null, 2)}\n`);
+console.log(`\nwritten: ${join(out, "node-api.json")}`);
