@@ -39,6 +39,10 @@ ROLESCOPE_SKIP_WASM_BUILD=1 scripts/test-web.sh
 step "Node: the npm package runs the corpus, the parity corpora (checks and HTTP), its error paths, its types and the gate"
 node --test bindings/npm/test/
 
+step "peer benchmarks' agreement check in Node (bench/js: cedar-wasm, CASL, casbin must answer as the npm package; timing runs in cargo xtask bench, not here)"
+npm ci --prefix bench/js --no-audit --no-fund --loglevel=error
+node --test bench/js/
+
 step "the main command: scripts/demo.sh with debug binaries, checking every curl line it prints"
 DEMO_EXIT=1 DEMO_PROFILE=dev DEMO_SKIP_WASM_BUILD=1 DEMO_UPSTREAM_PORT=28081 DEMO_GATEWAY_PORT=28080 \
   DEMO_ADMIN_PORT=29090 DEMO_CONSOLE_PORT=28000 scripts/demo.sh
