@@ -1,5 +1,7 @@
 //! rolescope against cedar-policy, casbin and regorus, and against its own wasmtime host, on
 //! the scenarios of issue 8 (bench/scenarios/README.md):
+//! Every scenario group times rolescope native (prepared resource, and from strings), the
+//! gateway's wasmtime host, cedar-policy, casbin and regorus.
 //! - `peers-a`: (a) MSP role on one of 100 orgs, a principal with 10 assignments;
 //! - `peers-b`: (b) the Site24x7 Operator's ownership condition;
 //! - `peers-c`: (c) allowed actions of one device;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rolescope_peers::scenario::{self, Scenario};
-use rolescope_peers::{Casbin, Cedar, Error, Native, Peer, Regorus, Wasmtime, agree, expected};
+use rolescope_peers::{Casbin, Cedar, Error, Native, NativeStrings, Peer, Regorus, Wasmtime, agree, expected};
 
 /// A set-up at one growth size that takes longer than this is the last one measured for that
 /// engine (the next size, 10x larger, would take at least 10x as long).
@@ -113,6 +115,7 @@ fn scenarios(c: &mut Criterion) {
         let want = expected(&s).unwrap_or_else(|e| fail("rolescope", &e));
         let engines = vec![
             ready(&s, Native::new(&s), &want, None),
+            ready(&s, NativeStrings::new(&s), &want, None),
             ready(&s, Wasmtime::new(&s, &module), &want, None),
             ready(&s, Cedar::new(&s), &want, None),
             ready(&s, Casbin::new(&s), &want, None),

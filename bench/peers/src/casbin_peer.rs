@@ -79,7 +79,7 @@ impl Casbin {
 
 impl Peer for Casbin {
     type Prepared = CasbinPrepared;
-    const NAME: &'static str = "casbin";
+    const NAME: &'static str = crate::names::CASBIN;
 
     fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<CasbinPrepared, Error> {
         let user = s.users.get(case.work.user()).ok_or_else(|| Error::Casbin("no such user".into()))?;

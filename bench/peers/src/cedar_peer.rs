@@ -127,7 +127,7 @@ fn resource_uid(ns: &str, r: &Res) -> Result<EntityUid, Error> {
 
 impl Peer for Cedar {
     type Prepared = CedarPrepared;
-    const NAME: &'static str = "cedar-policy";
+    const NAME: &'static str = crate::names::CEDAR;
 
     fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<CedarPrepared, Error> {
         let ns = self.ns;

@@ -10,17 +10,41 @@
 //! The benchmarks are `benches/peers.rs`; `peers-report` turns criterion's results into the
 //! report fragment (`native.md`, `native.json`, `growth.svg`).
 
+#[cfg(feature = "engines")]
 pub mod casbin_peer;
+#[cfg(feature = "engines")]
 pub mod cedar_peer;
+#[cfg(feature = "engines")]
 pub mod native;
+#[cfg(feature = "engines")]
 pub mod rego_peer;
 pub mod scenario;
 
+#[cfg(feature = "engines")]
 pub use casbin_peer::Casbin;
+#[cfg(feature = "engines")]
 pub use cedar_peer::Cedar;
-pub use native::{Native, Wasmtime};
+#[cfg(feature = "engines")]
+pub use native::{Native, NativeStrings, Wasmtime};
+#[cfg(feature = "engines")]
 pub use rego_peer::Regorus;
 use scenario::{Case, Scenario};
+
+/// The engines' names in the benchmarks and the report ([`Peer::NAME`]).
+pub mod names {
+    /// rolescope, native, prepared principal and resource.
+    pub const NATIVE: &str = "rolescope-native";
+    /// rolescope, native, the resource prepared from strings per call.
+    pub const FROM_STRINGS: &str = "rolescope-from-strings";
+    /// rolescope through the gateway's wasmtime host.
+    pub const WASMTIME: &str = "rolescope-wasmtime";
+    /// cedar-policy.
+    pub const CEDAR: &str = "cedar-policy";
+    /// casbin.
+    pub const CASBIN: &str = "casbin";
+    /// regorus.
+    pub const REGORUS: &str = "regorus";
+}
 
 /// Every failure of set-up, preparation or a decision call.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +104,7 @@ pub trait Peer {
 }
 
 /// rolescope's (native) answers to every case of `s`.
+#[cfg(feature = "engines")]
 pub fn expected(s: &Scenario) -> Result<Vec<Vec<bool>>, Error> {
     let mut native = Native::new(s)?;
     s.cases
@@ -118,6 +143,7 @@ pub fn agree<P: Peer>(peer: &mut P, s: &Scenario, expected: &[Vec<bool>]) -> Res
 
 /// Run a future that never waits on I/O or timers (casbin's set-up over a string adapter) to
 /// completion on this thread.
+#[cfg(feature = "engines")]
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

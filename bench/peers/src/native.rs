@@ -78,7 +78,7 @@ impl Native {
 
 impl Peer for Native {
     type Prepared = NativePrepared;
-    const NAME: &'static str = "rolescope-native";
+    const NAME: &'static str = crate::names::NATIVE;
 
     fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<NativePrepared, Error> {
         let p = self.policy.prepare_principal(&principal(s, user(s, case.work.user())?)).map_err(rs)?;
@@ -104,6 +104,71 @@ impl Peer for Native {
             NativePrepared::Batch(p, actions, resources) => {
                 let names: Vec<&str> = actions.iter().map(String::as_str).collect();
                 for mask in self.policy.check_batch(p, &names, resources, ctx) {
+                    out.extend((0..names.len()).map(|i| mask & (1 << i) != 0));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// rolescope, native, from request data: the resource given as strings (kind, scope, id,
+/// attributes) and prepared per call (`prepare_resource`, then `decide`, `allowed_actions` or
+/// `check_batch`), as a host that receives a resource per request does; the principal is
+/// prepared once.
+pub struct NativeStrings {
+    native: Native,
+}
+
+/// A case for [`NativeStrings`].
+pub enum StringsPrepared {
+    /// One decision.
+    Decide(PreparedPrincipal, String, Resource),
+    /// Allowed actions of one resource, and the actions asked about.
+    Actions(PreparedPrincipal, Resource, Vec<String>),
+    /// A batch.
+    Batch(PreparedPrincipal, Vec<String>, Vec<Resource>),
+}
+
+impl NativeStrings {
+    /// Compile the scenario's policy.
+    pub fn new(s: &Scenario) -> Result<Self, Error> {
+        Ok(Self { native: Native::new(s)? })
+    }
+}
+
+impl Peer for NativeStrings {
+    type Prepared = StringsPrepared;
+    const NAME: &'static str = crate::names::FROM_STRINGS;
+
+    fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<StringsPrepared, Error> {
+        let policy = &self.native.policy;
+        let p = policy.prepare_principal(&principal(s, user(s, case.work.user())?)).map_err(rs)?;
+        Ok(match &case.work {
+            Work::Decide { action, resource: r, .. } => StringsPrepared::Decide(p, action.clone(), resource(s, r)),
+            Work::Actions { resource: r, actions, .. } => StringsPrepared::Actions(p, resource(s, r), actions.clone()),
+            Work::Batch { resources, actions, .. } => {
+                StringsPrepared::Batch(p, actions.clone(), resources.iter().map(|r| resource(s, r)).collect())
+            }
+        })
+    }
+
+    fn run(&mut self, p: &StringsPrepared, out: &mut Vec<bool>) -> Result<(), Error> {
+        out.clear();
+        let policy = &self.native.policy;
+        let ctx = policy.empty_context();
+        match p {
+            StringsPrepared::Decide(p, action, r) => {
+                out.push(policy.decide(p, action, &policy.prepare_resource(r).map_err(rs)?, ctx).allowed());
+            }
+            StringsPrepared::Actions(p, r, actions) => {
+                let allowed = policy.allowed_actions(p, &policy.prepare_resource(r).map_err(rs)?, ctx).allowed;
+                out.extend(actions.iter().map(|a| allowed.contains(a)));
+            }
+            StringsPrepared::Batch(p, actions, resources) => {
+                let prepared = resources.iter().map(|r| policy.prepare_resource(r)).collect::<Result<Vec<_>, _>>();
+                let names: Vec<&str> = actions.iter().map(String::as_str).collect();
+                for mask in policy.check_batch(p, &names, &prepared.map_err(rs)?, ctx) {
                     out.extend((0..names.len()).map(|i| mask & (1 << i) != 0));
                 }
             }
@@ -154,7 +219,7 @@ impl Wasmtime {
 
 impl Peer for Wasmtime {
     type Prepared = WasmPrepared;
-    const NAME: &'static str = "rolescope-wasmtime";
+    const NAME: &'static str = crate::names::WASMTIME;
 
     fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<WasmPrepared, Error> {
         let q = |r: &Res, action: &str| WasmQuestion {

@@ -100,7 +100,7 @@ impl Regorus {
 
 impl Peer for Regorus {
     type Prepared = RegoPrepared;
-    const NAME: &'static str = "regorus";
+    const NAME: &'static str = crate::names::REGORUS;
 
     fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<RegoPrepared, Error> {
         let user = s.users.get(case.work.user()).ok_or_else(|| Error::Rego("no such user".into()))?;

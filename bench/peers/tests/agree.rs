@@ -5,7 +5,7 @@
 #![expect(clippy::panic, reason = "tests fail loudly")]
 
 use rolescope_peers::scenario::{self, Scenario};
-use rolescope_peers::{Casbin, Cedar, Peer, Regorus, agree, expected};
+use rolescope_peers::{Casbin, Cedar, NativeStrings, Peer, Regorus, agree, expected};
 
 fn all_peers_agree(s: &Scenario) -> Vec<Vec<bool>> {
     let want = expected(s).unwrap_or_else(|e| panic!("rolescope on {}: {e}", s.id));
@@ -13,6 +13,7 @@ fn all_peers_agree(s: &Scenario) -> Vec<Vec<bool>> {
         let mut p = p.unwrap_or_else(|e| panic!("{} set-up on {}: {e}", P::NAME, s.id));
         agree(&mut p, s, want).unwrap_or_else(|e| panic!("{e}"));
     }
+    check(NativeStrings::new(s), s, &want);
     check(Cedar::new(s), s, &want);
     check(Casbin::new(s), s, &want);
     check(Regorus::new(s), s, &want);
