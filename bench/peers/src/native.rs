@@ -53,14 +53,32 @@ pub struct Native {
     policy: Policy,
 }
 
-/// A case for [`Native`].
-pub enum NativePrepared {
+/// A case for [`Native`] (`R` = [`PreparedResource`]) or [`NativeStrings`] (`R` =
+/// [`Resource`]): the principal prepared, the resources in the engine's form `R`.
+pub enum NativePrepared<R> {
     /// One decision.
-    Decide(PreparedPrincipal, String, PreparedResource),
+    Decide(PreparedPrincipal, String, R),
     /// Allowed actions of one resource, and the actions asked about.
-    Actions(PreparedPrincipal, PreparedResource, Vec<String>),
+    Actions(PreparedPrincipal, R, Vec<String>),
     /// A batch.
-    Batch(PreparedPrincipal, Vec<String>, Vec<PreparedResource>),
+    Batch(PreparedPrincipal, Vec<String>, Vec<R>),
+}
+
+/// Prepare the principal of `case`, and its resources with `resource`.
+fn prepare_case<R>(
+    policy: &Policy,
+    s: &Scenario,
+    case: &Case,
+    resource: impl Fn(&Res) -> Result<R, Error>,
+) -> Result<NativePrepared<R>, Error> {
+    let p = policy.prepare_principal(&principal(s, user(s, case.work.user())?)).map_err(rs)?;
+    Ok(match &case.work {
+        Work::Decide { action, resource: r, .. } => NativePrepared::Decide(p, action.clone(), resource(r)?),
+        Work::Actions { resource: r, actions, .. } => NativePrepared::Actions(p, resource(r)?, actions.clone()),
+        Work::Batch { resources, actions, .. } => {
+            NativePrepared::Batch(p, actions.clone(), resources.iter().map(resource).collect::<Result<_, _>>()?)
+        }
+    })
 }
 
 impl Native {
@@ -77,22 +95,15 @@ impl Native {
 }
 
 impl Peer for Native {
-    type Prepared = NativePrepared;
+    type Prepared = NativePrepared<PreparedResource>;
     const NAME: &'static str = crate::names::NATIVE;
 
-    fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<NativePrepared, Error> {
-        let p = self.policy.prepare_principal(&principal(s, user(s, case.work.user())?)).map_err(rs)?;
-        let r = |r: &Res| self.policy.prepare_resource(&resource(s, r)).map_err(rs);
-        Ok(match &case.work {
-            Work::Decide { action, resource, .. } => NativePrepared::Decide(p, action.clone(), r(resource)?),
-            Work::Actions { resource, actions, .. } => NativePrepared::Actions(p, r(resource)?, actions.clone()),
-            Work::Batch { resources, actions, .. } => {
-                NativePrepared::Batch(p, actions.clone(), resources.iter().map(r).collect::<Result<_, _>>()?)
-            }
-        })
+    fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<Self::Prepared, Error> {
+        let policy = &self.policy;
+        prepare_case(policy, s, case, |r| policy.prepare_resource(&resource(s, r)).map_err(rs))
     }
 
-    fn run(&mut self, p: &NativePrepared, out: &mut Vec<bool>) -> Result<(), Error> {
+    fn run(&mut self, p: &Self::Prepared, out: &mut Vec<bool>) -> Result<(), Error> {
         out.clear();
         let ctx = self.policy.empty_context();
         match p {
@@ -120,16 +131,6 @@ pub struct NativeStrings {
     native: Native,
 }
 
-/// A case for [`NativeStrings`].
-pub enum StringsPrepared {
-    /// One decision.
-    Decide(PreparedPrincipal, String, Resource),
-    /// Allowed actions of one resource, and the actions asked about.
-    Actions(PreparedPrincipal, Resource, Vec<String>),
-    /// A batch.
-    Batch(PreparedPrincipal, Vec<String>, Vec<Resource>),
-}
-
 impl NativeStrings {
     /// Compile the scenario's policy.
     pub fn new(s: &Scenario) -> Result<Self, Error> {
@@ -138,34 +139,26 @@ impl NativeStrings {
 }
 
 impl Peer for NativeStrings {
-    type Prepared = StringsPrepared;
+    type Prepared = NativePrepared<Resource>;
     const NAME: &'static str = crate::names::FROM_STRINGS;
 
-    fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<StringsPrepared, Error> {
-        let policy = &self.native.policy;
-        let p = policy.prepare_principal(&principal(s, user(s, case.work.user())?)).map_err(rs)?;
-        Ok(match &case.work {
-            Work::Decide { action, resource: r, .. } => StringsPrepared::Decide(p, action.clone(), resource(s, r)),
-            Work::Actions { resource: r, actions, .. } => StringsPrepared::Actions(p, resource(s, r), actions.clone()),
-            Work::Batch { resources, actions, .. } => {
-                StringsPrepared::Batch(p, actions.clone(), resources.iter().map(|r| resource(s, r)).collect())
-            }
-        })
+    fn prepare(&mut self, s: &Scenario, case: &Case) -> Result<Self::Prepared, Error> {
+        prepare_case(&self.native.policy, s, case, |r| Ok(resource(s, r)))
     }
 
-    fn run(&mut self, p: &StringsPrepared, out: &mut Vec<bool>) -> Result<(), Error> {
+    fn run(&mut self, p: &Self::Prepared, out: &mut Vec<bool>) -> Result<(), Error> {
         out.clear();
         let policy = &self.native.policy;
         let ctx = policy.empty_context();
         match p {
-            StringsPrepared::Decide(p, action, r) => {
+            NativePrepared::Decide(p, action, r) => {
                 out.push(policy.decide(p, action, &policy.prepare_resource(r).map_err(rs)?, ctx).allowed());
             }
-            StringsPrepared::Actions(p, r, actions) => {
+            NativePrepared::Actions(p, r, actions) => {
                 let allowed = policy.allowed_actions(p, &policy.prepare_resource(r).map_err(rs)?, ctx).allowed;
                 out.extend(actions.iter().map(|a| allowed.contains(a)));
             }
-            StringsPrepared::Batch(p, actions, resources) => {
+            NativePrepared::Batch(p, actions, resources) => {
                 let prepared = resources.iter().map(|r| policy.prepare_resource(r)).collect::<Result<Vec<_>, _>>();
                 let names: Vec<&str> = actions.iter().map(String::as_str).collect();
                 for mask in policy.check_batch(p, &names, &prepared.map_err(rs)?, ctx) {
