@@ -162,7 +162,7 @@ pub fn rs_principal(len: u32) -> i32 {
         |st| {
             let Some(policy) = &st.policy else { return ERR_NO_POLICY };
             let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
-            let principal: Principal = match serde_json::from_slice(bytes) {
+            let principal = match Principal::from_json(bytes) {
                 Ok(p) => p,
                 Err(e) => {
                     st.output = e.to_string().into_bytes();
@@ -446,7 +446,7 @@ pub fn rs_check_json(len: u32) -> i32 {
         |st| {
             let Some(policy) = &st.policy else { return ERR_NO_POLICY };
             let Some(bytes) = input(st, len) else { return ERR_MALFORMED };
-            let report = match serde_json::from_slice::<Request>(bytes) {
+            let report = match Request::from_json(bytes) {
                 Ok(req) => policy.check_report(&req),
                 Err(e) => {
                     st.output = e.to_string().into_bytes();

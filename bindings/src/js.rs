@@ -33,10 +33,16 @@ fn json_text(v: &JsValue) -> Result<String, String> {
     }
 }
 
-/// A JS value -> a wire type, through its JSON text. (`from_slice`, as the plain ABI reads:
+/// A JS value -> a JSON value type, through its JSON text. (`from_slice`, as the plain ABI reads:
 /// one instance of serde_json's reader in the module, not two.)
 fn from_js<T: DeserializeOwned>(v: &JsValue) -> Result<T, String> {
-    serde_json::from_slice(json_text(v)?.as_bytes()).map_err(|e| e.to_string())
+    read_js(v, |bytes| serde_json::from_slice(bytes))
+}
+
+/// A JS value -> a wire type, through its JSON text and the wire type's `from_json` (one
+/// hand-written reader for all of them, not serde's derived reader per type).
+fn read_js<T>(v: &JsValue, read: fn(&[u8]) -> Result<T, serde_json::Error>) -> Result<T, String> {
+    read(json_text(v)?.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// A JSON string's value: borrowed when it has no escapes (a scope never needs one), read by
@@ -224,7 +230,7 @@ impl Policy {
 
     /// Decide a request: `{allowed, reason, detail?}`.
     pub fn check(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(&request) {
+        match read_js(&request, engine::Request::from_json) {
             Ok(req) => {
                 let d = self.inner.check(&req);
                 to_js(&Verdict { allowed: d.allowed(), reason: d.reason(), detail: d.detail() })
@@ -236,7 +242,7 @@ impl Policy {
     /// Decide a request and describe it: `DecisionReport`.
     #[wasm_bindgen(js_name = checkReport)]
     pub fn check_report(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(&request) {
+        match read_js(&request, engine::Request::from_json) {
             Ok(req) => to_js(&self.inner.check_report(&req)),
             Err(e) => invalid(&e),
         }
@@ -244,7 +250,7 @@ impl Policy {
 
     /// Decide a request with every step: `Explanation`.
     pub fn explain(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::Request>(&request) {
+        match read_js(&request, engine::Request::from_json) {
             Ok(req) => to_js(&self.inner.explain(&req)),
             Err(e) => invalid(&e),
         }
@@ -253,7 +259,7 @@ impl Policy {
     /// Prepare a principal for many decisions. Throws a message if it is malformed.
     #[wasm_bindgen(js_name = preparePrincipal)]
     pub fn prepare_principal(&self, principal: JsValue) -> Result<PreparedPrincipal, JsValue> {
-        let p: engine::Principal = from_js(&principal).map_err(|e| JsValue::from_str(&e))?;
+        let p = read_js(&principal, engine::Principal::from_json).map_err(|e| JsValue::from_str(&e))?;
         self.inner
             .prepare_principal(&p)
             .map(|inner| PreparedPrincipal { inner })
@@ -277,7 +283,7 @@ impl Policy {
     /// `{reason, message}` if it is malformed (unknown kind, bad scope, bad attribute).
     #[wasm_bindgen(js_name = prepareResource)]
     pub fn prepare_resource(&self, resource: JsValue) -> Result<PreparedResource, JsValue> {
-        let r: engine::Resource = from_js(&resource).map_err(|e| JsValue::from_str(&e))?;
+        let r = read_js(&resource, engine::Resource::from_json).map_err(|e| JsValue::from_str(&e))?;
         self.inner.prepare_resource(&r).map(|inner| PreparedResource { inner }).map_err(|e| {
             #[derive(Serialize)]
             struct Err<'a> {
@@ -338,7 +344,7 @@ impl Policy {
         let out: Vec<Vec<&str>> = rows
             .iter()
             .map(|raw| {
-                let Ok(row) = serde_json::from_slice::<engine::Resource>(raw.get().as_bytes()) else {
+                let Ok(row) = engine::Resource::from_json(raw.get().as_bytes()) else {
                     return Vec::new();
                 };
                 let Some(kind) = self.inner.kind_id(&row.kind) else { return Vec::new() };
@@ -416,7 +422,7 @@ impl Policy {
     /// May the principal assign `role` at `scope`? `AssignDecision`.
     #[wasm_bindgen(js_name = canAssign)]
     pub fn can_assign(&self, request: JsValue) -> JsValue {
-        match from_js::<engine::AssignRequest>(&request) {
+        match read_js(&request, engine::AssignRequest::from_json) {
             Ok(req) => to_js(&self.inner.can_assign(&req)),
             Err(e) => to_js(&engine::AssignDecision {
                 allowed: false,
@@ -484,8 +490,8 @@ impl Policy {
         f: impl FnOnce(&engine::PreparedResource, &engine::PreparedContext) -> R,
     ) -> Result<R, (engine::Reason, String)> {
         let text = json_text(resource).map_err(|e| (engine::Reason::InvalidRequest, e))?;
-        let row: engine::Resource =
-            serde_json::from_slice(text.as_bytes()).map_err(|e| (engine::Reason::InvalidRequest, e.to_string()))?;
+        let row = engine::Resource::from_json(text.as_bytes())
+            .map_err(|e| (engine::Reason::InvalidRequest, e.to_string()))?;
         // The resource's problem first, then the context's (as `prepare_resource` then
         // `prepare_context`).
         let decided = self.row_to(row, |r| Some(self.context(context).map(|c| f(r, &c))));

@@ -343,7 +343,11 @@ fn read_policy(r: &mut Reader<'_>) -> Option<Policy> {
             at_least: r.u32()?,
         })
     })?;
-    let filed = serde_json::from_str(r.str()?).ok()?;
+    // read as the module reads every principal (`Principal::from_json`), with `from_slice` as
+    // every JSON reader in the module (`from_str` is a second copy of serde_json's parser)
+    let filed = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(r.str()?.as_bytes()).ok()?;
+    let filed =
+        filed.iter().map(|p| crate::request::Principal::from_json(p.get().as_bytes()).ok()).collect::<Option<_>>()?;
     let routes = r.opt(|r| RouteTable::read(r).map(Box::new))?;
     Some(Policy {
         name,

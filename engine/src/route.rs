@@ -816,9 +816,10 @@ fn typed(ty: Type, text: String) -> serde_json::Value {
             "false" => serde_json::Value::Bool(false),
             _ => serde_json::Value::String(text),
         },
-        // JSON number syntax, read by serde_json's reader (the one every host already carries
-        // for request bodies; `str::parse::<f64>` would add a second float parser to the module)
-        Type::Number => match serde_json::from_str::<serde_json::Number>(&text) {
+        // JSON number syntax, read by serde_json's slice reader (the one every host already carries
+        // for request bodies; `str::parse::<f64>` would add a second float parser to the module,
+        // `from_str` a second copy of serde_json's parser)
+        Type::Number => match serde_json::from_slice::<serde_json::Number>(text.as_bytes()) {
             Ok(n) => serde_json::Value::Number(n),
             Err(_) => serde_json::Value::String(text),
         },

@@ -62,13 +62,15 @@ const ABI_EXPORTS: [&str; 9] = [
     "rs_check_json",
 ];
 
-/// The engine module's size budget: 120 KiB gzipped (`gzip -9`).
-const BUDGET_GZIP: u64 = 120 * 1024;
+/// The engine module's size budget: 120,000 bytes gzipped (`gzip -9`): the issue's "at most
+/// 120 KB" whether a KB is 1,000 bytes or 1,024.
+const BUDGET_GZIP: u64 = 120_000;
 
 /// A module over the budget fails the build (so the README's test command checks it), unless
 /// `ROLESCOPE_ALLOW_OVERSIZE=1` is set (e.g. to try a change out before making room for it; the
 /// size is still measured and written to `size.json`). Where the bytes went, largest first:
-/// serde_json's readers for the wire types; the bundle loader (the compiled form's reader,
+/// serde_json's parser (the wire types are read by one hand-written reader,
+/// `engine/src/request.rs`, not serde's derived reader per type); the bundle loader (the compiled form's reader,
 /// `engine/src/wire.rs`, the structural check, the indexes); the evaluator and its
 /// explanations; the HTTP route mapping; the allocator. Core's float formatting is emptied
 /// ([`stub_float_display`]).
@@ -342,7 +344,7 @@ fn report_size(root: &Path, out: &Path, wasm: &[u8], sha: &str) -> Result<(Strin
         format!("OVER THE BUDGET by {:.1} KiB", kib(gz - BUDGET_GZIP))
     };
     println!("\nxtask: module size: {raw} bytes raw ({:.1} KiB), {gz} bytes gzip -9 ({:.1} KiB)", kib(raw), kib(gz));
-    println!("xtask: budget {BUDGET_GZIP} bytes ({:.0} KiB) gzipped: {verdict}", kib(BUDGET_GZIP));
+    println!("xtask: budget {BUDGET_GZIP} bytes ({:.1} KiB) gzipped: {verdict}", kib(BUDGET_GZIP));
     println!("xtask: sha256 {sha}");
     Ok((format!("{:.1} KiB gzipped, {verdict}", kib(gz)), within))
 }

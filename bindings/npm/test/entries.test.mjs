@@ -109,7 +109,7 @@ test("one module, byte for byte: every entry and target/wasm/rolescope.wasm", ()
   assert.equal(size.sha256, gateway);
   assert.equal(size.raw_bytes, readFileSync(join(targetDir, "wasm/rolescope.wasm")).length);
   assert.ok(size.gzip9_bytes > 0 && size.gzip9_bytes < size.raw_bytes);
-  assert.equal(size.budget_gzip_bytes, 120 * 1024);
+  assert.equal(size.budget_gzip_bytes, 120_000); // the "120 KB" under either reading of a KB
   assert.equal(size.within_budget, size.gzip9_bytes <= size.budget_gzip_bytes, JSON.stringify(size));
 });
 
