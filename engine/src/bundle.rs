@@ -19,7 +19,6 @@
 //! is refused rather than mis-evaluated. Indexes are rebuilt, never read.
 
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -36,16 +35,29 @@ use crate::wire::Reader;
 /// The bundle format identifier.
 pub const BUNDLE_FORMAT: &str = "rolescope-bundle/1";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The bundle document. Read by the wire types' object reader (`request::read`): a derived
+/// reader would be one more of serde's per-type readers in the WebAssembly module.
 struct BundleDoc<'a> {
     format: String,
     policy: String,
     revision: String,
-    #[serde(borrow)]
     files: &'a RawValue,
-    #[serde(borrow)]
     compiled: &'a RawValue,
+}
+
+impl<'a> BundleDoc<'a> {
+    fn read(json: &'a str) -> Result<BundleDoc<'a>, serde_json::Error> {
+        use crate::request::read::{member, object, raw};
+        let [format, policy, revision, files, compiled] =
+            object(json.as_bytes(), ["format", "policy", "revision", "files", "compiled"])?;
+        Ok(BundleDoc {
+            format: member(format, "format")?,
+            policy: member(policy, "policy")?,
+            revision: member(revision, "revision")?,
+            files: raw(files, "files")?,
+            compiled: raw(compiled, "compiled")?,
+        })
+    }
 }
 
 fn refuse(msg: String) -> CompileError {
@@ -213,8 +225,7 @@ impl Policy {
     /// revision, read and check the compiled policy. A tampered, corrupt or foreign bundle is
     /// refused with a diagnostic (code `RS001`).
     pub fn from_bundle(json: &str) -> Result<Policy, CompileError> {
-        let doc: BundleDoc<'_> =
-            serde_json::from_slice(json.as_bytes()).map_err(|e| refuse(format!("invalid bundle: {e}")))?;
+        let doc = BundleDoc::read(json).map_err(|e| refuse(format!("invalid bundle: {e}")))?;
         if doc.format != BUNDLE_FORMAT {
             return Err(refuse(format!("unsupported bundle format `{}` (expected `{BUNDLE_FORMAT}`)", doc.format)));
         }
@@ -590,14 +601,14 @@ mod tests {
     }
 
     fn compiled_bytes(json: &str) -> Vec<u8> {
-        let doc: BundleDoc<'_> = serde_json::from_str(json).unwrap();
+        let doc = BundleDoc::read(json).unwrap();
         unbase64(&serde_json::from_str::<String>(doc.compiled.get()).unwrap()).unwrap()
     }
 
     /// A bundle whose compiled policy was changed by `edit` and which is sealed again (the
     /// revision matches): only the structural check stands between it and the evaluator.
     fn resealed(json: &str, edit: impl FnOnce(&mut Policy)) -> String {
-        let doc: BundleDoc<'_> = serde_json::from_str(json).unwrap();
+        let doc = BundleDoc::read(json).unwrap();
         let mut p: Policy = postcard::from_bytes(&compiled_bytes(json)).unwrap();
         edit(&mut p);
         let compiled = format!("\"{}\"", base64(&postcard::to_allocvec(&p).unwrap()));

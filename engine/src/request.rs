@@ -166,7 +166,7 @@ impl AssignRequest {
 /// derived `Deserialize`'s: unknown, duplicate and missing fields are errors, `null` is `None`
 /// for optional fields only, the principal is an id (a string) or a principal (an object).
 /// Messages are serde's, with where the problem is (`` at `principal.assignments[0].role` ``).
-mod read {
+pub(crate) mod read {
     use std::fmt;
 
     use serde::de::{DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor};
@@ -301,6 +301,25 @@ mod read {
             Object::Elements(elements) => out.iter_mut().zip(elements).for_each(|(slot, value)| *slot = Some(value)),
         }
         Ok(out)
+    }
+
+    /// The members of another JSON object of the crate (the bundle document), as the wire
+    /// types': unknown and duplicate members are errors.
+    pub(crate) fn object<'a, const N: usize>(
+        json: &'a [u8],
+        names: [&str; N],
+    ) -> Result<[Option<&'a RawValue>; N], serde_json::Error> {
+        members(json, names).map_err(Problem::into_error)
+    }
+
+    /// Member `name` of such an object, which must be there, read as a `T`.
+    pub(crate) fn member<T: DeserializeOwned>(raw: Option<&RawValue>, name: &str) -> Result<T, serde_json::Error> {
+        required(raw, name).map_err(Problem::into_error)
+    }
+
+    /// Member `name` of such an object, which must be there, unread.
+    pub(crate) fn raw<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<&'a RawValue, serde_json::Error> {
+        raw.ok_or_else(|| serde_json::Error::custom(format_args!("missing field `{name}`")))
     }
 
     /// A problem with the value at hand (the callers add where it is).
