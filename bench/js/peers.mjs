@@ -159,7 +159,7 @@ function sizeMarkdown({ command, size }) {
     "",
   );
   L.push("| package | what | raw | gzip -9 | vs rolescope (raw) | vs rolescope (gz) | budget |", "| --- | --- | ---: | ---: | ---: | ---: | --- |");
-  const kb = (b) => `${(b / 1024).toFixed(1)} KB`;
+  const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
   size.rows.forEach((r, i) => {
     const budget = i === 0 ? `≤ 120 KB gz: ${size.goal.met ? "met" : "**missed**"}` : "";
     L.push(`| ${r.name} | ${cell(r.what)} | ${kb(r.raw)} | ${kb(r.gz)} | ${fmtRatio(r.ratio_raw)} | ${fmtRatio(r.ratio_gz)} | ${budget} |`);

@@ -9,8 +9,8 @@ import { gzipSync } from "node:zlib";
 
 import { pkgDir, root, targetDir } from "../../../bindings/npm/testing.mjs";
 
-/** rolescope's budget for its engine module, gzip -9 (the issue: 120 KB). */
-export const BUDGET_GZ = 120 * 1024;
+/** rolescope's budget for its engine module, gzip -9 (the issue: 120 KB, read as 120,000 bytes; xtask enforces the same). */
+export const BUDGET_GZ = 120_000;
 
 /** `gzip -9 -n` when the gzip program is there (the figure the issue asks for), else zlib level 9. */
 function gzip9(buf) {
@@ -107,7 +107,7 @@ export function sizeReport(nodeModules) {
   const goal = {
     goal: "rolescope engine module, gzip -9",
     target: `≤ ${BUDGET_GZ.toLocaleString("en-US")} bytes (120 KB)`,
-    result: `${base.gz.toLocaleString("en-US")} bytes (${(base.gz / 1024).toFixed(1)} KB)`,
+    result: `${base.gz.toLocaleString("en-US")} bytes (${(base.gz / 1024).toFixed(1)} KiB)`,
     met: base.gz <= BUDGET_GZ,
   };
   return { rows, goal, xtask, engine, sha256: engineSha256() };
