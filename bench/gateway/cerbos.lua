@@ -4,10 +4,7 @@
 -- resource, one action each), in rotation. Every answer that is not 200 with EFFECT_ALLOW is
 -- counted and the counts are written to the file given as the second argument:
 --   wrk ... -s cerbos.lua http://127.0.0.1:PORT -- bodies.jsonl failures.txt
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "failures.lua")
 
 local bodies = {}
 function init(args)
@@ -28,7 +25,6 @@ function request()
   return wrk.format("POST", "/api/check/resources", headers, bodies[i])
 end
 
-local counts = {}
 function response(status, hdrs, body)
   local key
   if status ~= 200 then
@@ -37,27 +33,6 @@ function response(status, hdrs, body)
     key = "200 EFFECT_DENY"
   end
   if key then
-    counts[key] = (counts[key] or 0) + 1
-    local parts = {}
-    for k, n in pairs(counts) do
-      table.insert(parts, k .. "\t" .. n)
-    end
-    failures = table.concat(parts, "\n")
+    count_failure(key)
   end
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for line in (t:get("failures") or ""):gmatch("[^\n]+") do
-      local k, n = line:match("^(.-)\t(%d+)$")
-      if k then total[k] = (total[k] or 0) + tonumber(n) end
-    end
-  end
-  local path = threads[1] and threads[1]:get("out")
-  local f = assert(io.open(assert(path, "no failures file given"), "w"))
-  for k, n in pairs(total) do
-    f:write(k .. "\t" .. n .. "\n")
-  end
-  f:close()
 end

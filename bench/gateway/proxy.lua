@@ -14,10 +14,7 @@ local paths = {
   "/api/v1/orgs/o1/admins",
 }
 
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "failures.lua")
 
 function init(args)
   -- globals of this thread's state, read by done() (which runs in the main state, where
@@ -32,32 +29,10 @@ function request()
   return wrk.format("GET", paths[i])
 end
 
-local counts = {}
 function response(status, headers, body)
   if status >= 300 then
     local reason = (body and body:match('"reason"%s*:%s*"([^"]*)"')) or "-"
     local key = status .. " " .. reason
-    counts[key] = (counts[key] or 0) + 1
-    local parts = {}
-    for k, n in pairs(counts) do
-      table.insert(parts, k .. "\t" .. n)
-    end
-    failures = table.concat(parts, "\n")
+    count_failure(key)
   end
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for line in (t:get("failures") or ""):gmatch("[^\n]+") do
-      local k, n = line:match("^(.-)\t(%d+)$")
-      if k then total[k] = (total[k] or 0) + tonumber(n) end
-    end
-  end
-  local path = threads[1] and threads[1]:get("out")
-  local f = assert(io.open(assert(path, "no failures file given"), "w"))
-  for k, n in pairs(total) do
-    f:write(k .. "\t" .. n .. "\n")
-  end
-  f:close()
 end
