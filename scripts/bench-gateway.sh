@@ -143,14 +143,16 @@ YAML
 # ---- Cerbos (loopback only: HTTP and gRPC on 127.0.0.1, no admin API, no gops listener)
 "$CERBOS" compile "$BENCH/cerbos/policies" >"$WORK/cerbos-compile.log" 2>&1 \
   || { cat "$WORK/cerbos-compile.log" >&2; echo "the Cerbos policies do not compile" >&2; exit 1; }
-CERBOS_PORT=$(free_port)
-CERBOS_GRPC=$(free_port)
-"$CERBOS" server --config="$BENCH/cerbos/config.yaml" --log-level=warn --debug-listen-addr= \
-  --set=server.httpListenAddr="127.0.0.1:$CERBOS_PORT" --set=server.grpcListenAddr="127.0.0.1:$CERBOS_GRPC" \
-  --set=storage.disk.directory="$BENCH/cerbos/policies" >"$WORK/cerbos.log" 2>&1 &
-CERBOS_PID=$!
-PIDS+=("$CERBOS_PID")
-wait_http "http://127.0.0.1:$CERBOS_PORT/_cerbos/health" "Cerbos"
+start_cerbos() { # name, policy folder -> sets CERBOS_PORT, CERBOS_PID
+  CERBOS_PORT=$(free_port)
+  "$CERBOS" server --config="$BENCH/cerbos/config.yaml" --log-level=warn --debug-listen-addr= \
+    --set=server.httpListenAddr="127.0.0.1:$CERBOS_PORT" --set=server.grpcListenAddr="127.0.0.1:$(free_port)" \
+    --set=storage.disk.directory="$2" >"$WORK/$1.log" 2>&1 &
+  CERBOS_PID=$!
+  PIDS+=("$CERBOS_PID")
+  wait_http "http://127.0.0.1:$CERBOS_PORT/_cerbos/health" "$1"
+}
+start_cerbos cerbos "$BENCH/cerbos/policies"
 
 # the floor of Cerbos' check path, for reference: a second PDP whose policies allow every action
 # of every kind to role `user` (not the same decisions, so no goal; it shows how much of Cerbos'
@@ -160,13 +162,10 @@ start_cerbos_floor() {
   for kind in $(python3 -c 'import json, sys; print(" ".join(sorted({json.loads(l)["resources"][0]["resource"]["kind"] for l in open(sys.argv[1]) if l.strip()})))' "$WORK/cerbos-bodies.jsonl"); do
     printf 'apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: %s\n  version: default\n  rules:\n    - actions: ["*"]\n      effect: EFFECT_ALLOW\n      roles: [user]\n' "$kind" >"$WORK/cerbos-floor/$kind.yaml"
   done
-  FLOOR_PORT=$(free_port)
-  "$CERBOS" server --config="$BENCH/cerbos/config.yaml" --log-level=warn --debug-listen-addr= \
-    --set=server.httpListenAddr="127.0.0.1:$FLOOR_PORT" --set=server.grpcListenAddr="127.0.0.1:$(free_port)" \
-    --set=storage.disk.directory="$WORK/cerbos-floor" >"$WORK/cerbos-floor.log" 2>&1 &
-  FLOOR_PID=$!
-  PIDS+=("$FLOOR_PID")
-  wait_http "http://127.0.0.1:$FLOOR_PORT/_cerbos/health" "Cerbos (allow-all)"
+  local port=$CERBOS_PORT pid=$CERBOS_PID
+  start_cerbos cerbos-floor "$WORK/cerbos-floor"
+  FLOOR_PORT=$CERBOS_PORT FLOOR_PID=$CERBOS_PID
+  CERBOS_PORT=$port CERBOS_PID=$pid
 }
 
 # ---- equivalence: rolescope's answers (an enforcing gateway that logs its decisions) vs Cerbos
