@@ -24,6 +24,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p rolescope-engine --no-deps --all-feature
 step "benchmarks compile, in the dev profile (shared with the tests; they run with scripts/bench.sh, not here)"
 cargo build --workspace --benches --locked
 
+step "peer benchmarks (bench/peers, a workspace of its own): format, clippy, compile, and the peers' agreement with the engine"
+(cd bench/peers && cargo fmt --check && cargo clippy --all-targets --locked -- -D warnings \
+  && cargo build --benches --locked && cargo test --locked)
+
 step "wasm module and npm package (cargo xtask wasm: installs wasm-bindgen-cli and binaryen if missing)"
 cargo xtask wasm
 

@@ -7,7 +7,7 @@
 //!
 //! | part | program |
 //! | --- | --- |
-//! | native | `cargo bench -p rolescope-peers --bench peers`, then its `peers-report` binary (also `growth.svg`) |
+//! | native | in `bench/peers` (a workspace of its own): `cargo bench --bench peers`, then its `peers-report` binary (also `growth.svg`) |
 //! | node, size | `node bench/js/peers.mjs` |
 //! | gateway | `scripts/bench-gateway.sh` |
 //!
@@ -86,28 +86,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
 
     if wanted("native") {
         let t = step("native: rolescope vs cedar-policy, casbin, regorus; wasmtime vs native; growth (criterion)");
-        let r = run(cargo()
-            .current_dir(root)
-            .args(["bench", "--locked", "-p", "rolescope-peers", "--bench", "peers", "--"])
-            .args(quick))
-        .and_then(|()| {
-            run(cargo()
-                .current_dir(root)
-                .args([
-                    "run",
-                    "--release",
-                    "--locked",
-                    "-q",
-                    "-p",
-                    "rolescope-peers",
-                    "--bin",
-                    "peers-report",
-                    "--",
-                    "--out",
-                    &out_s,
-                ])
-                .args(quick))
-        });
+        // bench/peers is a workspace of its own (its peers' dependency features must not reach
+        // the engine's builds); it shares this target directory
+        let peers = root.join("bench/peers");
+        let r = run(cargo().current_dir(&peers).args(["bench", "--locked", "--bench", "peers", "--"]).args(quick))
+            .and_then(|()| {
+                run(cargo()
+                    .current_dir(&peers)
+                    .args(["run", "--release", "--locked", "-q", "--bin", "peers-report", "--", "--out", &out_s])
+                    .args(quick))
+            });
         record(&mut failures, "native", r);
         done(t);
     }

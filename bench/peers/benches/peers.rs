@@ -15,7 +15,7 @@
 //! wasm`; or `ROLESCOPE_WASM`). Set-up times of the growth sizes go to
 //! `<target>/criterion/peers-setup.json` for the report (`peers-report`).
 //!
-//! `cargo bench -p rolescope-peers --bench peers [-- --quick]`
+//! In `bench/peers` (a workspace of its own): `cargo bench --bench peers [-- --quick]`
 
 #![expect(clippy::expect_used, reason = "benchmark set-up fails loudly")]
 #![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]

@@ -2,8 +2,8 @@
 //! `native.md` (the fragment), `native.json` (rows, goals, peer versions) and `growth.svg`
 //! (decision time against roles + tenants + assignments, log x axis, one line per engine).
 //!
-//! `cargo run --release -p rolescope-peers --bin peers-report -- --out target/bench [--quick]`
-//! (after `cargo bench -p rolescope-peers --bench peers [-- --quick]`).
+//! In `bench/peers`: `cargo run --release --bin peers-report -- --out ../../target/bench [--quick]`
+//! (after `cargo bench --bench peers [-- --quick]`; `cargo xtask bench` runs both).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -344,7 +344,7 @@ fn run() -> Result<(), Error> {
     let _ = writeln!(r.md, "## Native: rolescope vs cedar-policy, casbin, regorus and its wasmtime host\n");
     let _ = writeln!(
         r.md,
-        "`cargo bench --locked -p rolescope-peers --bench peers{} && cargo run --release --locked -p rolescope-peers --bin peers-report -- --out {}{q}`\n",
+        "`cd bench/peers && cargo bench --locked --bench peers{} && cargo run --release --locked --bin peers-report -- --out {}{q}` (both run by `cargo xtask bench`)\n",
         if quick { " -- --quick" } else { "" },
         out.display()
     );
