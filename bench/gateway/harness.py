@@ -314,8 +314,8 @@ def report(a):
         md.append("**`--quick` run: short durations; these numbers only show that the benchmark works.**\n")
     if meta.get("overloaded"):
         md.append(
-            f"**The machine was busy during this run** (load average {meta['load']} (1, 5, 15 min) on {meta['cores']} "
-            "cores at the end): the percentiles mostly measure scheduling delays and the ratios are noisy.\n"
+            f"**The machine was busy during this run** (load average, 1/5/15 min, {meta['load']} on {meta['cores']} "
+            "cores): the percentiles mostly measure scheduling delays and the ratios are noisy.\n"
         )
     md.append("| target | requests/s | p50 | p99 | peak RSS | failed / requests | ratio | goal | |")
     md.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")

@@ -33,6 +33,8 @@ struct Options {
     quick: bool,
     /// Only these parts (all when empty).
     only: Vec<String>,
+    /// Run nothing: assemble BENCHMARKS.md again from the fragments of the last run.
+    report_only: bool,
 }
 
 const PARTS: [&str; 3] = ["native", "node", "gateway"];
@@ -43,6 +45,7 @@ fn parse(args: &[String]) -> Result<Options> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--report-only" => o.report_only = true,
             "--only" => {
                 let list = it.next().context("--only needs a list, e.g. --only native,node")?;
                 for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -54,7 +57,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             other => {
                 return Err(fail(format!(
-                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway])"
+                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway] [--report-only])"
                 )));
             }
         }
@@ -66,6 +69,17 @@ fn parse(args: &[String]) -> Result<Options> {
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     let out = root.join("target/bench");
+    if opts.report_only {
+        let t = step("writing BENCHMARKS.md from the fragments in target/bench (--report-only)");
+        fs::write(root.join("BENCHMARKS.md"), assemble(root, &out, &opts, &RunInfo::read(&out), &[])?)
+            .context("writing BENCHMARKS.md")?;
+        let svg = out.join("growth.svg");
+        if svg.is_file() {
+            fs::copy(&svg, root.join("bench/growth.svg")).context("copying growth.svg to bench/")?;
+        }
+        done(t);
+        return Ok(());
+    }
     fs::create_dir_all(&out).context(format!("creating {}", out.display()))?;
     for entry in fs::read_dir(&out).context(format!("reading {}", out.display()))?.flatten() {
         let p = entry.path();
@@ -116,7 +130,13 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     }
 
     let t = step("writing BENCHMARKS.md");
-    let report = assemble(root, &out, &opts, &load_before, &failures)?;
+    let run_info = RunInfo {
+        date: capture("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
+        load_before,
+        load_after: load_average(),
+    };
+    run_info.write(&out)?;
+    let report = assemble(root, &out, &opts, &run_info, &failures)?;
     let target =
         if opts.quick || !opts.only.is_empty() { out.join("BENCHMARKS.md") } else { root.join("BENCHMARKS.md") };
     fs::write(&target, report).context(format!("writing {}", target.display()))?;
@@ -160,6 +180,32 @@ fn npm_ci(root: &Path, dir: &str) -> Result<()> {
         return Ok(());
     }
     run(Command::new("npm").current_dir(root).args(["ci", "--no-audit", "--no-fund", "--prefix", dir]))
+}
+
+/// When the run happened and how busy the machine was (kept in `target/bench/run.json`, so
+/// `--report-only` can assemble the report of that run again).
+#[derive(Debug)]
+struct RunInfo {
+    date: String,
+    load_before: String,
+    load_after: String,
+}
+
+impl RunInfo {
+    fn write(&self, out: &Path) -> Result<()> {
+        let v =
+            serde_json::json!({ "date": self.date, "load_before": self.load_before, "load_after": self.load_after });
+        fs::write(out.join("run.json"), v.to_string()).context("writing target/bench/run.json")
+    }
+
+    fn read(out: &Path) -> Self {
+        let v: Value = fs::read_to_string(out.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("unknown").to_owned();
+        Self { date: field("date"), load_before: field("load_before"), load_after: field("load_after") }
+    }
 }
 
 /// `/proc/loadavg`'s first three fields, or "unknown".
@@ -214,13 +260,7 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn assemble(
-    root: &Path,
-    out: &Path,
-    opts: &Options,
-    load_before: &str,
-    failures: &[(String, String)],
-) -> Result<String> {
+fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[(String, String)]) -> Result<String> {
     // fragment files in report order: each part, then the size part the node program writes
     let order = ["native", "node", "size", "gateway"];
     let mut summaries: Vec<(&str, Value)> = Vec::new();
@@ -246,25 +286,26 @@ fn assemble(
     let (model, cores, mem) = machine();
     let _ = writeln!(r, "## Machine and versions\n");
     let _ = writeln!(r, "| | |\n| --- | --- |");
-    let _ = writeln!(r, "| date (UTC) | {} |", capture("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default());
+    let _ = writeln!(r, "| date (UTC) | {} |", run.date);
     let _ = writeln!(r, "| CPU | {} ({cores} logical cores) |", cell(&model));
     let _ = writeln!(r, "| memory | {mem} |");
     let _ = writeln!(r, "| OS | {} |", cell(&capture("uname", &["-sr"]).unwrap_or_default()));
-    let _ = writeln!(r, "| load average before / after | {load_before} / {} |", load_average());
+    let _ = writeln!(r, "| load average before / after (1, 5, 15 min) | {} / {} |", run.load_before, run.load_after);
     let _ = writeln!(r, "| rustc | {} |", cell(&capture("rustc", &["--version"]).unwrap_or_default()));
     let _ = writeln!(r, "| node | {} |", cell(&capture("node", &["--version"]).unwrap_or_default()));
-    let mut versions: BTreeMap<String, (String, Vec<&str>)> = BTreeMap::new();
+    // one row per name and version (the npm `casbin` and the Rust `casbin` are different peers)
+    let mut versions: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
     for (part, v) in &summaries {
         if let Some(obj) = v.get("versions").and_then(Value::as_object) {
-            for (name, ver) in obj {
-                let e = versions.entry(name.clone()).or_insert_with(|| (str_of(ver), Vec::new()));
-                if !e.1.contains(part) {
-                    e.1.push(part);
+            for (name, ver) in obj.iter().filter(|(name, _)| name.as_str() != "node") {
+                let parts = versions.entry((name.clone(), str_of(ver))).or_default();
+                if !parts.contains(part) {
+                    parts.push(part);
                 }
             }
         }
     }
-    for (name, (ver, parts)) in &versions {
+    for ((name, ver), parts) in &versions {
         let _ = writeln!(r, "| {} | {} ({}) |", cell(name), cell(ver), parts.join(", "));
     }
     r.push('\n');

@@ -78,9 +78,9 @@ fn medians(root: &Path) -> Medians {
     out
 }
 
-/// Versions of the peers and tools, from Cargo.lock.
+/// Versions of the peers and tools, from this workspace's own Cargo.lock (`bench/peers`).
 fn versions() -> Result<BTreeMap<String, String>, Error> {
-    let path = workspace().join("Cargo.lock");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock");
     let lock = std::fs::read_to_string(&path).map_err(|e| Error::Io(path, e))?;
     let mut out = BTreeMap::new();
     let mut name = None;
