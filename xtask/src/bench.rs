@@ -70,15 +70,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     let out = root.join("target/bench");
     if opts.report_only {
-        let t = step("writing BENCHMARKS.md from the fragments in target/bench (--report-only)");
-        fs::write(root.join("BENCHMARKS.md"), assemble(root, &out, &opts, &RunInfo::read(&out), &[])?)
-            .context("writing BENCHMARKS.md")?;
-        let svg = out.join("growth.svg");
-        if svg.is_file() {
-            fs::copy(&svg, root.join("bench/growth.svg")).context("copying growth.svg to bench/")?;
-        }
-        done(t);
-        return Ok(());
+        return report_only(root, &out);
     }
     fs::create_dir_all(&out).context(format!("creating {}", out.display()))?;
     for entry in fs::read_dir(&out).context(format!("reading {}", out.display()))?.flatten() {
@@ -134,8 +126,16 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         date: capture("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
         load_before,
         load_after: load_average(),
+        quick: opts.quick,
     };
-    run_info.write(&out)?;
+    // the fragments are one run's only when every part ran: `--report-only` reassembles that
+    // run and nothing else (a run of some parts mixes runs, so it leaves no run.json behind)
+    let run_json = out.join("run.json");
+    if opts.only.is_empty() {
+        run_info.write(&run_json)?;
+    } else if run_json.is_file() {
+        fs::remove_file(&run_json).context("removing target/bench/run.json")?;
+    }
     let report = assemble(root, &out, &opts, &run_info, &failures)?;
     let target =
         if opts.quick || !opts.only.is_empty() { out.join("BENCHMARKS.md") } else { root.join("BENCHMARKS.md") };
@@ -182,29 +182,57 @@ fn npm_ci(root: &Path, dir: &str) -> Result<()> {
     run(Command::new("npm").current_dir(root).args(["ci", "--no-audit", "--no-fund", "--prefix", dir]))
 }
 
-/// When the run happened and how busy the machine was (kept in `target/bench/run.json`, so
-/// `--report-only` can assemble the report of that run again).
+/// `--report-only`: `BENCHMARKS.md` again from the fragments of the last full run (a quick run's
+/// report goes to `target/bench`, as when it ran).
+fn report_only(root: &Path, out: &Path) -> Result<()> {
+    let t = step("writing BENCHMARKS.md from the fragments of the last full run (--report-only)");
+    let run_json = out.join("run.json");
+    let text = fs::read_to_string(&run_json).map_err(|_| {
+        fail("target/bench holds no full run (no run.json; a run of some parts mixes runs): run `cargo xtask bench`")
+    })?;
+    let run = RunInfo::parse(&text).context(format!("{} is malformed", run_json.display()))?;
+    let opts = Options { quick: run.quick, ..Options::default() };
+    let report = assemble(root, out, &opts, &run, &[])?;
+    if run.quick {
+        fs::write(out.join("BENCHMARKS.md"), report).context("writing target/bench/BENCHMARKS.md")?;
+    } else {
+        fs::write(root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
+        let svg = out.join("growth.svg");
+        if svg.is_file() {
+            fs::copy(&svg, root.join("bench/growth.svg")).context("copying growth.svg to bench/")?;
+        }
+    }
+    done(t);
+    Ok(())
+}
+
+/// When a full run happened, how busy the machine was and whether it was `--quick` (kept in
+/// `target/bench/run.json`, so `--report-only` can assemble the report of that run again).
 #[derive(Debug)]
 struct RunInfo {
     date: String,
     load_before: String,
     load_after: String,
+    quick: bool,
 }
 
 impl RunInfo {
-    fn write(&self, out: &Path) -> Result<()> {
-        let v =
-            serde_json::json!({ "date": self.date, "load_before": self.load_before, "load_after": self.load_after });
-        fs::write(out.join("run.json"), v.to_string()).context("writing target/bench/run.json")
+    fn write(&self, path: &Path) -> Result<()> {
+        let v = serde_json::json!({
+            "date": self.date, "load_before": self.load_before, "load_after": self.load_after, "quick": self.quick,
+        });
+        fs::write(path, v.to_string()).context(format!("writing {}", path.display()))
     }
 
-    fn read(out: &Path) -> Self {
-        let v: Value = fs::read_to_string(out.join("run.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("unknown").to_owned();
-        Self { date: field("date"), load_before: field("load_before"), load_after: field("load_after") }
+    fn parse(text: &str) -> Option<Self> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            date: field("date")?,
+            load_before: field("load_before")?,
+            load_after: field("load_after")?,
+            quick: v.get("quick").and_then(Value::as_bool)?,
+        })
     }
 }
 
@@ -356,4 +384,32 @@ fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[
 
 fn rel(root: &Path, p: &Path) -> PathBuf {
     p.strip_prefix(root).map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunInfo;
+
+    #[test]
+    fn run_info_round_trips_and_refuses_an_incomplete_record() {
+        let dir = std::env::temp_dir().join(format!("xtask-run-info-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("run.json");
+        let run = RunInfo {
+            date: "2026-11-25 03:34".into(),
+            load_before: "0.5".into(),
+            load_after: "2.8".into(),
+            quick: true,
+        };
+        run.write(&path).expect("write");
+        let back = RunInfo::parse(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+        assert_eq!(
+            (back.date.as_str(), back.load_before.as_str(), back.load_after.as_str(), back.quick),
+            ("2026-11-25 03:34", "0.5", "2.8", true)
+        );
+        // a record from before `quick` was kept, or any other gap, is no run to report
+        assert!(RunInfo::parse(r#"{"date":"d","load_before":"1","load_after":"2"}"#).is_none());
+        assert!(RunInfo::parse("not json").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
