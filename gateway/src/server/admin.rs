@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use super::State;
 use super::body::{Body, full};
-use super::proxy::upstream_uri;
+use super::forward::upstream_uri;
 
 /// How long `/readyz` waits for the upstream.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);

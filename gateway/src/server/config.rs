@@ -63,6 +63,7 @@ struct Raw {
     limits: RawLimits,
     #[serde(default)]
     decision_log: RawDecisionLog,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +200,21 @@ pub struct GatewayConfig {
     pub(crate) principals_from_bundle: bool,
     pub(crate) limits: Limits,
     pub(crate) decision_log: DecisionSink,
+    /// Peers whose forwarding headers (`X-Forwarded-*`, `Forwarded`, and in the
+    /// authorization-only mode the original method and URI) are believed; from anyone else
+    /// they are replaced or refused. Empty by default: no peer is trusted.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl GatewayConfig {
+    /// Whether `peer` is one of the configured trusted proxies.
+    pub(crate) fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 /// The environment overrides: variable, field it sets.
@@ -430,6 +446,20 @@ impl Raw {
             (other, _) => return Err(f("decision_log.sink", format!("unknown sink {other:?} (stdout, file or off)"))),
         };
 
+        let mut trusted_proxies = Vec::new();
+        for (i, v) in self.trusted_proxies.unwrap_or_default().iter().enumerate() {
+            let net = v
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    f(
+                        format!("trusted_proxies[{i}]"),
+                        format!("invalid address {v:?} (expected e.g. 10.0.0.0/8 or 127.0.0.1)"),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+
         Ok(GatewayConfig {
             listen,
             admin_listen,
@@ -441,6 +471,7 @@ impl Raw {
             principals_from_bundle,
             limits,
             decision_log,
+            trusted_proxies,
         })
     }
 }
@@ -541,6 +572,27 @@ fn duration(field: &str, v: Option<&str>, default: Duration) -> Result<Duration,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies() {
+        let env = |_: &str| None;
+        let c = GatewayConfig::parse(
+            "upstream: http://127.0.0.1:1\nenforce: false\ntrusted_proxies: [10.0.0.0/8, 127.0.0.1, '::1']\n",
+            Path::new("g.yaml"),
+            env,
+        );
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())));
+        assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())));
+        assert!(c.is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())));
+        assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())));
+        let bad = GatewayConfig::parse(
+            "upstream: http://127.0.0.1:1\nenforce: false\ntrusted_proxies: [nope]\n",
+            Path::new("g.yaml"),
+            env,
+        );
+        assert!(bad.is_err_and(|e| e.to_string().starts_with("trusted_proxies[0]: invalid address")));
+    }
 
     #[test]
     fn durations() {

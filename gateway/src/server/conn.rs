@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// What the head of the request being served showed that hyper does not pass on (a request
-/// extension; `proxy::check_framing` refuses the request).
+/// extension; `frame::check` refuses the request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeadFinding {
     /// Both `Content-Length` and `Transfer-Encoding`.
@@ -56,9 +55,9 @@ impl ConnFlags {
     }
 }
 
-/// A socket that watches request heads.
-pub(crate) struct Tracked {
-    io: TcpStream,
+/// A connection (a TCP socket, or the plaintext side of a TLS stream) that watches request heads.
+pub(crate) struct Tracked<IO> {
+    io: IO,
     flags: Arc<ConnFlags>,
     /// Looking for the end of a head.
     scanning: bool,
@@ -67,8 +66,8 @@ pub(crate) struct Tracked {
     limit: usize,
 }
 
-impl Tracked {
-    pub(crate) fn new(io: TcpStream, flags: Arc<ConnFlags>, limit: usize) -> Self {
+impl<IO> Tracked<IO> {
+    pub(crate) fn new(io: IO, flags: Arc<ConnFlags>, limit: usize) -> Self {
         Self { io, flags, scanning: true, carry: Vec::new(), limit }
     }
 
@@ -137,7 +136,7 @@ fn fragment(head: &[u8]) -> bool {
     line.split(|b| *b == b' ').nth(1).is_some_and(|target| target.contains(&b'#'))
 }
 
-impl AsyncRead for Tracked {
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let out = Pin::new(&mut self.io).poll_read(cx, buf);
@@ -149,7 +148,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // A response is going out: the next bytes read start the next request.
         self.scanning = true;

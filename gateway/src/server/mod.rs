@@ -4,7 +4,9 @@
 //! - `config`: the YAML configuration and its environment overrides.
 //! - `identity`: JWT verification and the claims-to-principal mapping.
 //! - `enforce`: the one engine call per request (principals prepared per token and revision).
-//! - `proxy`: the request path and the forward to the upstream.
+//! - The request path, one phase per module: `conn` + `frame` (framing), `pipeline` (identity,
+//!   lookups, decision and its record, shared by every front), `forward` (the upstream);
+//!   `proxy` is the gateway front that runs them in order.
 //! - `reject`: the one mapping of every refusal to its status and body.
 //! - `reload`: SIGHUP, file watch and URL polling of the bundle and key set.
 //! - `admin`, `metrics`, `decision_log`: operations.
@@ -15,8 +17,11 @@ mod config;
 mod conn;
 mod decision_log;
 mod enforce;
+mod forward;
+mod frame;
 mod identity;
 mod mint;
+mod pipeline;
 mod proxy;
 mod reject;
 mod reload;
@@ -42,10 +47,10 @@ pub use self::config::{ConfigError, GatewayConfig};
 use self::conn::{ConnFlags, Tracked};
 use self::decision_log::DecisionLog;
 use self::enforce::Enforcer;
+use self::forward::UpstreamClient;
 use self::identity::Identity;
 use self::metrics::Metrics;
 pub use self::mint::{MintError, MintOptions, mint};
-use self::proxy::UpstreamClient;
 use self::reject::Rejection;
 use self::reload::Reloader;
 use crate::wasm_host::WasmEngine;
@@ -172,7 +177,7 @@ impl Gateway {
             config,
             enforcer,
             identity,
-            client: proxy::client(),
+            client: forward::client(),
             metrics: Metrics::default(),
             log,
         });
@@ -282,7 +287,7 @@ where
                     if let Err(e) = conn.await {
                         if e.is_timeout() && flags.mid_request() && let Some(mut spare) = spare {
                             use std::io::Write as _;
-                            let _ = spare.write_all(&Rejection::HeaderTimeout.raw(&proxy::new_id()));
+                            let _ = spare.write_all(&Rejection::HeaderTimeout.raw(&pipeline::new_id()));
                             let _ = spare.shutdown(std::net::Shutdown::Both);
                         }
                         tracing::debug!(error = %e, "connection ended with an error");

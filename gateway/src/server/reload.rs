@@ -22,7 +22,7 @@ use super::State;
 use super::body::stream;
 use super::config::KeySource;
 use super::enforce::Filed;
-use super::proxy::UpstreamClient;
+use super::forward::UpstreamClient;
 
 /// Largest bundle or key set fetched.
 const MAX_DOCUMENT: usize = 64 << 20;

@@ -24,6 +24,7 @@ async fn passthrough_strips_hop_by_hop_and_internal_headers() {
             ("Upgrade", "h2c"),
             ("Proxy-Authorization", "Basic x"),
             ("X-Kept", "yes"),
+            ("X-Forwarded-For", "6.6.6.6"),
             ("traceparent", TRACE),
         ],
     )
@@ -40,6 +41,7 @@ async fn passthrough_strips_hop_by_hop_and_internal_headers() {
     assert_eq!(got.header("x-kept"), Some("yes"));
     assert_eq!(got.header("traceparent"), Some(TRACE), "a valid traceparent is passed on");
     assert_eq!(got.header("x-rolescope-decision-id"), a.header("x-rolescope-decision-id"));
+    // the client's own X-Forwarded-For is replaced: no proxy is trusted by default
     assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
     // the upstream's hop-by-hop answer headers are dropped too
     assert!(a.header("x-upstream-private").is_none() && a.header("keep-alive").is_none(), "{a:?}");

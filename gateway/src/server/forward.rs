@@ -1,0 +1,209 @@
+//! Phase 5, forwarding: the upstream client (pooled, streamed bodies), the header hygiene
+//! between client and upstream (hop-by-hop and internal headers stripped both ways), and the
+//! headers the upstream is told (principal, decision id, revision, trace context).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::State;
+use super::body::{Body, stream};
+use super::pipeline::Exchange;
+use super::reject::{BadRequest, Rejection};
+
+/// The upstream client: pooled keep-alive connections.
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+
+pub(crate) fn client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(1024)
+        .build(connector)
+}
+
+/// The prefix of every internal header; clients may not send any.
+const INTERNAL_PREFIX: &str = "x-rolescope-";
+static PRINCIPAL: HeaderName = HeaderName::from_static("x-rolescope-principal");
+pub(crate) static DECISION_ID: HeaderName = HeaderName::from_static("x-rolescope-decision-id");
+pub(crate) static REVISION: HeaderName = HeaderName::from_static("x-rolescope-revision");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones proxies drop).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Remove hop-by-hop headers, every header the `Connection` header names, and (from a client)
+/// every `x-rolescope-*` header.
+pub(crate) fn strip_headers(headers: &mut HeaderMap, internal_too: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(*n);
+    }
+    if internal_too {
+        let internal: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with(INTERNAL_PREFIX)).cloned().collect();
+        for n in internal {
+            headers.remove(n);
+        }
+    }
+}
+
+/// A W3C `traceparent` to send upstream: the client's when well-formed, else a new one.
+pub(crate) fn traceparent(incoming: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(v) = incoming
+        && let Ok(s) = v.to_str()
+        && valid_traceparent(s)
+    {
+        return v.clone();
+    }
+    let span = fastrand::u64(1..);
+    HeaderValue::from_str(&format!("00-{}-{span:016x}-01", super::pipeline::new_id()))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn valid_traceparent(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    match parts.as_slice() {
+        [version, trace, span, flags] => {
+            hex(version, 2)
+                && *version != "ff"
+                && hex(trace, 32)
+                && trace.bytes().any(|b| b != b'0')
+                && hex(span, 16)
+                && span.bytes().any(|b| b != b'0')
+                && hex(flags, 2)
+        }
+        _ => false,
+    }
+}
+
+/// The upstream URI for a request target.
+pub(crate) fn upstream_uri(base: &Uri, target: &str) -> Result<Uri, Rejection> {
+    let prefix = base.path().trim_end_matches('/');
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = base.scheme().cloned();
+    parts.authority = base.authority().cloned();
+    parts.path_and_query =
+        Some(format!("{prefix}{target}").parse().map_err(|_| Rejection::BadRequest(BadRequest::InvalidTarget))?);
+    Uri::from_parts(parts).map_err(|_| Rejection::BadRequest(BadRequest::InvalidTarget))
+}
+
+/// Send the decided request upstream: the target unchanged (below the upstream's base path),
+/// hop-by-hop and internal headers stripped, the principal, decision id, revision and trace
+/// context added; the response streamed back with its hop-by-hop headers stripped.
+pub(crate) async fn forward(
+    state: &State,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    ex: &Exchange,
+    principal: Option<&str>,
+) -> Result<Response<Body>, Rejection> {
+    let (mut parts, body) = req.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = upstream_uri(&state.upstream, target)?;
+    parts.version = http::Version::HTTP_11;
+    let trace = traceparent(parts.headers.get(&TRACEPARENT));
+    let h = &mut parts.headers;
+    strip_headers(h, true);
+    if let Some(authority) = state.upstream.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        h.insert(header::HOST, v);
+    }
+    if let Some(p) = principal.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert(PRINCIPAL.clone(), p);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ex.decision_id) {
+        h.insert(DECISION_ID.clone(), v);
+    }
+    if let Some(r) = ex.revision.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
+        h.insert(REVISION.clone(), r);
+    }
+    h.insert(TRACEPARENT.clone(), trace);
+    // A client's own `X-Forwarded-For` is believed (and appended to) only from a trusted proxy.
+    let prev =
+        h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|_| state.config.is_trusted_proxy(remote.ip()));
+    let forwarded = match prev {
+        Some(prev) => format!("{prev}, {}", remote.ip()),
+        None => remote.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    let limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
+    let upstream_req = Request::from_parts(parts, stream(Limited::new(body, limit)));
+    let sent = tokio::time::timeout(state.limits.upstream_timeout, state.client.request(upstream_req)).await;
+    let res = match sent {
+        Err(_) => return Err(Rejection::UpstreamTimeout),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = source {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(Rejection::BodyTooLarge);
+                }
+                source = s.source();
+            }
+            tracing::warn!(error = %e, "upstream request failed");
+            return Err(Rejection::UpstreamUnavailable);
+        }
+        Ok(Ok(res)) => res,
+    };
+    let (mut parts, body) = res.into_parts();
+    strip_headers(&mut parts.headers, false);
+    Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents() {
+        assert!(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("garbage"));
+        let made = traceparent(None);
+        assert!(valid_traceparent(made.to_str().unwrap_or_default()));
+    }
+
+    #[test]
+    fn upstream_uris_keep_the_base_path() {
+        let base: Uri = "http://127.0.0.1:8081/base/".parse().unwrap_or_default();
+        assert_eq!(
+            upstream_uri(&base, "/api/x?a=1").map(|u| u.to_string()).ok().as_deref(),
+            Some("http://127.0.0.1:8081/base/api/x?a=1")
+        );
+    }
+}
