@@ -50,6 +50,10 @@ async fn readiness(state: &State) -> (bool, &'static str) {
     if state.enforcer.is_some() && state.current_revision().is_none() {
         return (false, "no policy loaded");
     }
+    // authorization only: there is no upstream to probe
+    if state.config.mode == super::config::Mode::Authorize {
+        return (true, "ok");
+    }
     let Ok(uri) = upstream_uri(&state.upstream, "/__health") else { return (false, "upstream URL") };
     let mut req = Request::new(super::body::stream(Empty::<Bytes>::new()));
     *req.uri_mut() = uri;

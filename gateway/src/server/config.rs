@@ -64,6 +64,16 @@ struct Raw {
     #[serde(default)]
     decision_log: RawDecisionLog,
     trusted_proxies: Option<Vec<String>>,
+    mode: Option<String>,
+    #[serde(default)]
+    authorize: RawAuthorize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthorize {
+    path_prefix: Option<String>,
+    grpc_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +186,24 @@ pub(crate) struct JwtConfig {
     pub(crate) claims: ClaimNames,
 }
 
+/// What the listener does with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The enforcing reverse proxy (`proxy.rs`).
+    Gateway,
+    /// Authorization only (`authz.rs`): answer a proxy's sub-request, forward nothing.
+    Authorize,
+}
+
+/// The authorization-only mode's settings.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuthorizeConfig {
+    /// Envoy ext_authz (HTTP service): the original target follows this prefix.
+    pub(crate) path_prefix: Option<String>,
+    /// Envoy ext_authz over gRPC (`envoy.service.auth.v3.Authorization/Check`).
+    pub(crate) grpc_listen: Option<SocketAddr>,
+}
+
 /// Size limits and timeouts.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -204,6 +232,8 @@ pub struct GatewayConfig {
     /// authorization-only mode the original method and URI) are believed; from anyone else
     /// they are replaced or refused. Empty by default: no peer is trusted.
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) mode: Mode,
+    pub(crate) authorize: AuthorizeConfig,
 }
 
 impl GatewayConfig {
@@ -219,6 +249,7 @@ impl GatewayConfig {
 
 /// The environment overrides: variable, field it sets.
 const ENV: &[(&str, &str)] = &[
+    ("ROLESCOPE_GATEWAY_MODE", "mode"),
     ("ROLESCOPE_GATEWAY_LISTEN", "listen"),
     ("ROLESCOPE_GATEWAY_ADMIN_LISTEN", "admin_listen"),
     ("ROLESCOPE_GATEWAY_UPSTREAM", "upstream"),
@@ -238,6 +269,7 @@ const ENV: &[(&str, &str)] = &[
     ("ROLESCOPE_GATEWAY_UPSTREAM_TIMEOUT", "limits.upstream_timeout"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG", "decision_log.sink"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG_PATH", "decision_log.path"),
+    ("ROLESCOPE_GATEWAY_GRPC_LISTEN", "authorize.grpc_listen"),
 ];
 
 /// The asymmetric algorithms a token may be signed with (HMAC is never accepted: the
@@ -312,6 +344,11 @@ impl GatewayConfig {
         self.enforce
     }
 
+    /// `true` in the authorization-only mode (`mode: authorize`).
+    pub fn authorize_only(&self) -> bool {
+        self.mode == Mode::Authorize
+    }
+
     /// Set both addresses (tests bind port 0).
     pub fn with_addresses(mut self, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
         self.listen = listen;
@@ -325,6 +362,8 @@ impl Raw {
     fn set(&mut self, field: &str, v: String) -> Result<(), String> {
         let jwt = || RawJwt::default();
         match field {
+            "mode" => self.mode = Some(v),
+            "authorize.grpc_listen" => self.authorize.grpc_listen = Some(v),
             "listen" => self.listen = Some(v),
             "admin_listen" => self.admin_listen = Some(v),
             "upstream" => self.upstream = Some(v),
@@ -359,10 +398,41 @@ impl Raw {
         if listen == admin_listen && listen.port() != 0 {
             return Err(f("admin_listen", format!("same address as listen ({listen})")));
         }
-        let upstream = self
-            .upstream
-            .ok_or_else(|| f("upstream", "missing (the upstream base URL, e.g. http://127.0.0.1:8081)"))?;
-        let upstream = http_url("upstream", &upstream)?;
+        let mode = match self.mode.as_deref().unwrap_or("gateway") {
+            "gateway" => Mode::Gateway,
+            "authorize" => Mode::Authorize,
+            other => return Err(f("mode", format!("unknown mode {other:?} (gateway or authorize)"))),
+        };
+        let upstream = match (mode, self.upstream) {
+            (_, Some(u)) => http_url("upstream", &u)?,
+            // Authorization only forwards nothing; the field is never read (readiness does not
+            // probe an upstream in this mode).
+            (Mode::Authorize, None) => Uri::from_static("http://upstream.invalid"),
+            (Mode::Gateway, None) => {
+                return Err(f("upstream", "missing (the upstream base URL, e.g. http://127.0.0.1:8081)"));
+            }
+        };
+        let a = self.authorize;
+        if mode == Mode::Gateway && (a.path_prefix.is_some() || a.grpc_listen.is_some()) {
+            return Err(f("authorize", "only with `mode: authorize`"));
+        }
+        let path_prefix = match a.path_prefix {
+            None => None,
+            Some(p) if p.starts_with('/') && p.len() > 1 && !p.ends_with('/') && !p.contains(['?', '#', '%']) => {
+                Some(p)
+            }
+            Some(p) => {
+                return Err(f(
+                    "authorize.path_prefix",
+                    format!("invalid prefix {p:?} (expected e.g. /ext_authz: a leading `/`, no trailing `/`)"),
+                ));
+            }
+        };
+        let grpc_listen = a.grpc_listen.map(|v| addr("authorize.grpc_listen", Some(v), "")).transpose()?;
+        if grpc_listen.is_some_and(|g| (g == listen || g == admin_listen) && g.port() != 0) {
+            return Err(f("authorize.grpc_listen", "same address as listen or admin_listen"));
+        }
+        let authorize = AuthorizeConfig { path_prefix, grpc_listen };
         let module = match self.module {
             Some(m) => base.join(m),
             None => env("ROLESCOPE_WASM").map_or_else(|| PathBuf::from("target/wasm/rolescope.wasm"), PathBuf::from),
@@ -472,6 +542,8 @@ impl Raw {
             limits,
             decision_log,
             trusted_proxies,
+            mode,
+            authorize,
         })
     }
 }

@@ -33,7 +33,7 @@ pub(crate) fn client() -> UpstreamClient {
 
 /// The prefix of every internal header; clients may not send any.
 const INTERNAL_PREFIX: &str = "x-rolescope-";
-static PRINCIPAL: HeaderName = HeaderName::from_static("x-rolescope-principal");
+pub(crate) static PRINCIPAL: HeaderName = HeaderName::from_static("x-rolescope-principal");
 pub(crate) static DECISION_ID: HeaderName = HeaderName::from_static("x-rolescope-decision-id");
 pub(crate) static REVISION: HeaderName = HeaderName::from_static("x-rolescope-revision");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");

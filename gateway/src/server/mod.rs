@@ -6,17 +6,21 @@
 //! - `enforce`: the one engine call per request (principals prepared per token and revision).
 //! - The request path, one phase per module: `conn` + `frame` (framing), `pipeline` (identity,
 //!   lookups, decision and its record, shared by every front), `forward` (the upstream);
-//!   `proxy` is the gateway front that runs them in order.
+//!   `proxy` is the gateway front that runs them in order; `authz` (`mode: authorize`) answers
+//!   a proxy's authorization sub-request with the same phases, and `ext_authz` is Envoy's
+//!   ext_authz gRPC service on its own listener.
 //! - `reject`: the one mapping of every refusal to its status and body.
 //! - `reload`: SIGHUP, file watch and URL polling of the bundle and key set.
 //! - `admin`, `metrics`, `decision_log`: operations.
 
 mod admin;
+mod authz;
 mod body;
 mod config;
 mod conn;
 mod decision_log;
 mod enforce;
+mod ext_authz;
 mod forward;
 mod frame;
 mod identity;
@@ -116,6 +120,7 @@ impl State {
 pub struct Gateway {
     listen: SocketAddr,
     admin: SocketAddr,
+    grpc: Option<SocketAddr>,
     state: Arc<State>,
     stop: watch::Sender<bool>,
     proxy_task: JoinHandle<()>,
@@ -171,6 +176,11 @@ impl Gateway {
         let listen = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let admin =
             admin_listener.local_addr().map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
+        let grpc_listener = match config.authorize.grpc_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?),
+            None => None,
+        };
+        let grpc = grpc_listener.as_ref().and_then(|l| l.local_addr().ok());
         let state = Arc::new(State {
             upstream: config.upstream.clone(),
             limits: config.limits.clone(),
@@ -186,16 +196,30 @@ impl Gateway {
         let (stop, stop_rx) = watch::channel(false);
 
         let st = Arc::clone(&state);
-        let proxy_task = tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
-            proxy::handle(Arc::clone(&st), req, remote)
-        }));
+        let proxy_task = match state.config.mode {
+            config::Mode::Gateway => {
+                tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
+                    proxy::handle(Arc::clone(&st), req, remote)
+                }))
+            }
+            config::Mode::Authorize => {
+                tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
+                    authz::handle(Arc::clone(&st), req, remote)
+                }))
+            }
+        };
+        let mut other_tasks = Vec::new();
+        if let Some(l) = grpc_listener {
+            other_tasks.push(tokio::spawn(ext_authz::serve(l, Arc::clone(&state), stop_rx.clone())));
+        }
         let st = Arc::clone(&state);
         let admin_task = tokio::spawn(serve(admin_listener, Arc::clone(&state), stop_rx.clone(), move |req, _| {
             admin::handle(Arc::clone(&st), req)
         }));
         let reload_task = tokio::spawn(reloader.run(stop_rx));
-        tracing::info!(%listen, %admin, enforce = state.enforcer.is_some(), "rolescope gateway serving");
-        Ok(Self { listen, admin, state, stop, proxy_task, other_tasks: vec![admin_task, reload_task] })
+        other_tasks.extend([admin_task, reload_task]);
+        tracing::info!(%listen, %admin, ?grpc, mode = ?state.config.mode, enforce = state.enforcer.is_some(), "rolescope gateway serving");
+        Ok(Self { listen, admin, grpc, state, stop, proxy_task, other_tasks })
     }
 
     /// The bound proxy address.
@@ -206,6 +230,11 @@ impl Gateway {
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// The bound Envoy ext_authz gRPC address (`authorize.grpc_listen`), if any.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
     }
 
     /// The revision of the bundle in force.
@@ -307,7 +336,17 @@ where
 /// `check-config`: the configuration, the engine module, and the bundle and key set files it
 /// names. Returns a one-line summary.
 pub fn check_config(config: &GatewayConfig) -> Result<String, StartError> {
-    let mut summary = format!("listen {} admin {} upstream {}", config.listen, config.admin_listen, config.upstream);
+    let mut summary = match config.mode {
+        config::Mode::Gateway => {
+            format!("listen {} admin {} upstream {}", config.listen, config.admin_listen, config.upstream)
+        }
+        config::Mode::Authorize => format!(
+            "authorize only: listen {} admin {}{}",
+            config.listen,
+            config.admin_listen,
+            config.authorize.grpc_listen.map(|g| format!(" grpc {g}")).unwrap_or_default()
+        ),
+    };
     if config.enforce {
         let engine = read_module(config)?;
         summary.push_str(&format!("; module sha256 {}", engine.module_sha256()));

@@ -60,6 +60,12 @@ pub(crate) enum BadRequest {
     /// A request the engine cannot be asked about (over 256 headers, a header name over
     /// 64 KiB, ...).
     Unrepresentable,
+    /// Authorization only: the proxy's sub-request does not say which request to decide (no
+    /// original method and URI, nor the Envoy path prefix).
+    MissingOriginal,
+    /// Authorization only: the original request is described twice (two header conventions,
+    /// or one header repeated).
+    AmbiguousOriginal,
 }
 
 impl BadRequest {
@@ -72,6 +78,8 @@ impl BadRequest {
             BadRequest::AmbiguousFraming => "ambiguous_framing",
             BadRequest::InvalidTarget => "invalid_target",
             BadRequest::Unrepresentable => "invalid_request",
+            BadRequest::MissingOriginal => "missing_original_request",
+            BadRequest::AmbiguousOriginal => "ambiguous_original_request",
         }
     }
 }
@@ -106,6 +114,8 @@ pub(crate) enum Rejection {
     /// The request head did not arrive within `limits.header_timeout` (written on the raw
     /// connection, which is then closed).
     HeaderTimeout,
+    /// Authorization only: a peer that is not in `trusted_proxies` asked for a decision.
+    UntrustedProxy,
 }
 
 impl Rejection {
@@ -131,7 +141,37 @@ impl Rejection {
             Rejection::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "bad_gateway", "upstream_unavailable"),
             Rejection::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream_timeout"),
             Rejection::HeaderTimeout => (StatusCode::REQUEST_TIMEOUT, "bad_request", "header_timeout"),
+            Rejection::UntrustedProxy => (StatusCode::FORBIDDEN, "forbidden", "untrusted_proxy"),
         }
+    }
+
+    /// The gRPC status code of Envoy's `CheckResponse` for this refusal (ext_authz over gRPC;
+    /// the HTTP status of the denied response is [`Rejection::parts`]'s).
+    pub(crate) fn grpc_code(self) -> tonic::Code {
+        match self.parts().0 {
+            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+            StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+            _ => tonic::Code::InvalidArgument,
+        }
+    }
+
+    /// The JSON body `{"error", "reason", "decision_id"}`.
+    pub(crate) fn body(self, decision_id: &str) -> String {
+        let (_, error, reason) = self.parts();
+        serde_json::json!({ "error": error, "reason": reason, "decision_id": decision_id }).to_string()
+    }
+
+    /// `WWW-Authenticate` for a 401 (`None` for every other status).
+    pub(crate) fn challenge(self) -> Option<&'static str> {
+        if self.parts().0 != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        Some(match self {
+            Rejection::Token(TokenError::Missing) | Rejection::Denied(_) => "Bearer",
+            _ => "Bearer error=\"invalid_token\"",
+        })
     }
 
     /// The reason code (as logged).
@@ -142,8 +182,8 @@ impl Rejection {
     /// The response as bytes on the wire (for a connection hyper has given up on), with
     /// `Connection: close`.
     pub(crate) fn raw(self, decision_id: &str) -> Vec<u8> {
-        let (status, error, reason) = self.parts();
-        let body = serde_json::json!({ "error": error, "reason": reason, "decision_id": decision_id }).to_string();
+        let status = self.parts().0;
+        let body = self.body(decision_id);
         format!(
             "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
              x-rolescope-decision-id: {decision_id}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -157,18 +197,12 @@ impl Rejection {
     /// The response: status, JSON body, `WWW-Authenticate: Bearer` on 401. The caller adds the
     /// decision id and revision headers every response carries.
     pub(crate) fn response(self, decision_id: &str) -> Response<Body> {
-        let (status, error, reason) = self.parts();
-        let body = serde_json::json!({ "error": error, "reason": reason, "decision_id": decision_id });
-        let mut res = Response::new(full(Bytes::from(body.to_string())));
-        *res.status_mut() = status;
+        let mut res = Response::new(full(Bytes::from(self.body(decision_id))));
+        *res.status_mut() = self.parts().0;
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if status == StatusCode::UNAUTHORIZED {
-            let challenge = match self {
-                Rejection::Token(TokenError::Missing) | Rejection::Denied(_) => "Bearer",
-                _ => "Bearer error=\"invalid_token\"",
-            };
+        if let Some(challenge) = self.challenge() {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         res
@@ -197,6 +231,9 @@ mod tests {
             (Rejection::Unavailable(Unavailable::EngineFault), 503, "unavailable", "engine_fault"),
             (Rejection::UpstreamUnavailable, 502, "bad_gateway", "upstream_unavailable"),
             (Rejection::UpstreamTimeout, 504, "gateway_timeout", "upstream_timeout"),
+            (Rejection::UntrustedProxy, 403, "forbidden", "untrusted_proxy"),
+            (Rejection::BadRequest(BadRequest::MissingOriginal), 400, "bad_request", "missing_original_request"),
+            (Rejection::BadRequest(BadRequest::AmbiguousOriginal), 400, "bad_request", "ambiguous_original_request"),
         ];
         for (r, status, error, reason) in rows {
             assert_eq!(r.parts(), (StatusCode::from_u16(*status).unwrap_or_default(), *error, *reason), "{r:?}");
@@ -226,5 +263,22 @@ mod tests {
         let res = Rejection::Denied(Reason::Unauthenticated).response("d2");
         assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
         assert!(Rejection::Denied(Reason::OutOfScope).response("d3").headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn grpc_codes_follow_the_http_status() {
+        let rows = [
+            (Rejection::Denied(Reason::OutOfScope), tonic::Code::PermissionDenied),
+            (Rejection::UntrustedProxy, tonic::Code::PermissionDenied),
+            (Rejection::Token(TokenError::Missing), tonic::Code::Unauthenticated),
+            (Rejection::Denied(Reason::Unauthenticated), tonic::Code::Unauthenticated),
+            (Rejection::Denied(Reason::InvalidPath), tonic::Code::InvalidArgument),
+            (Rejection::BadRequest(BadRequest::TokenInQuery), tonic::Code::InvalidArgument),
+            (Rejection::Unavailable(Unavailable::EngineFault), tonic::Code::Unavailable),
+            (Rejection::Unavailable(Unavailable::NoPolicy), tonic::Code::Unavailable),
+        ];
+        for (r, code) in rows {
+            assert_eq!(r.grpc_code(), code, "{r:?}");
+        }
     }
 }

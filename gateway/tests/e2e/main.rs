@@ -11,6 +11,8 @@
 )]
 
 mod attacks;
+mod authz;
+mod ext_authz;
 mod matrix;
 #[expect(dead_code, reason = "shared with the host tests, which use the rest of it")]
 #[path = "../host/module.rs"]
