@@ -62,10 +62,12 @@ export interface Assignment {
   /** The scope node the role is held at, e.g. `msp:acme` or `msp:acme/org:o1`. */
   scope: string;
   /**
-   * For a role held above the tenant level: which tenants it reaches. Absent: every
-   * descendant of `scope`. Entries are paths, absolute or relative to `scope`.
+   * For a role held above the tenant level: which tenants it reaches. `"all"`: every
+   * descendant of `scope`, including later ones; a list: only those (paths, absolute or
+   * relative to `scope`). Absent (the old form): every tenant, except for roles with
+   * `tenant_access: listed`, which then reach none.
    */
-  tenants?: string[];
+  tenants?: "all" | string[];
 }
 
 /** Anything but `active` is denied everything. */

@@ -548,11 +548,13 @@ mod compiler {
             engine::Policy::compile(&sources(&files)?).map(Policy::from).map_err(|e| invalid_policy(&e))
         }
 
-        /// Which invariants a set of principals breaks: `InvariantViolation[]`.
+        /// Which invariants a set of principals breaks: `InvariantViolation[]`. Throws (naming
+        /// the principal) when one of them cannot be read: an invariant check fails closed.
         #[wasm_bindgen(js_name = checkInvariants)]
         pub fn check_invariants(&self, principals: JsValue) -> Result<JsValue, JsValue> {
             let ps: Vec<engine::Principal> = from_js(&principals).map_err(|e| JsValue::from_str(&e))?;
-            Ok(to_js(&self.inner.check_invariants(&ps)))
+            let violations = self.inner.check_invariants(&ps).map_err(|e| JsValue::from_str(e.message()))?;
+            Ok(to_js(&violations))
         }
 
         /// Run a test suite (YAML text) against this policy: `{report, diagnostics, coverage}`.

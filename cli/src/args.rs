@@ -9,7 +9,8 @@ Exit codes:
   0  success (valid policies, all cases passed, request decided)
   1  internal error (I/O, serialization)
   2  usage error (bad arguments, missing path, malformed request or assignments file)
-  3  invalid policy (diagnostics with errors), or an assignment set breaks an invariant
+  3  invalid policy or suite (diagnostics with errors; warnings too with --deny-warnings),
+     or an assignment set breaks an invariant
   4  test failures (a case failed or a suite is malformed)
   5  denied (`eval --exit-code` only)
 
@@ -93,9 +94,13 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
     pub(crate) format: CheckFormat,
     /// A YAML/JSON file of principals (a list, or a mapping id -> principal) to check against
-    /// each policy's invariants; violations exit 3.
+    /// each policy's invariants; violations exit 3, a principal that cannot be read exits 2.
     #[arg(long, value_name = "FILE")]
     pub(crate) assignments: Option<PathBuf>,
+    /// Treat warnings (lints, the old implicit `tenants` form) as errors: exit 3 when there
+    /// are any (for CI).
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1022,8 +1022,25 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             }
             match policy.prepare_principal(&p) {
                 Ok(pp) => {
-                    for (_, why) in pp.ignored_assignments() {
-                        cx.err(codes::BAD_ASSIGNMENT, loc(file, k), format!("principal `{}`: {why}", p.id));
+                    for (i, why) in pp.ignored_assignments() {
+                        let role = p.assignments.get(i).map(|a| a.role.as_str()).unwrap_or("");
+                        let hint = (!policy.role_index.contains_key(role))
+                            .then(|| suggest(role, policy.role_names()))
+                            .flatten();
+                        cx.err_hint(codes::BAD_ASSIGNMENT, loc(file, k), format!("principal `{}`: {why}", p.id), hint);
+                    }
+                    for a in p.assignments.iter().filter(|a| a.tenants.is_none()) {
+                        if let Some((means, fix)) = policy.implicit_tenants(a) {
+                            cx.warn(
+                                codes::IMPLICIT_TENANTS,
+                                loc(file, k),
+                                format!(
+                                    "principal `{}`: `{}` at `{}` does not say which tenants it reaches; left out, that means {means}",
+                                    p.id, a.role, a.scope
+                                ),
+                                &format!("write `{fix}` (or list the tenants) to keep this meaning"),
+                            );
+                        }
                     }
                     policy.principal_order.push(p.id.clone());
                     policy.principals.insert(p.id.clone(), pp);

@@ -237,6 +237,8 @@ pub(crate) mod codes {
     pub(crate) const CONDITION_SYNTAX: &str = "RS030";
     pub(crate) const CONDITION_TYPE: &str = "RS031";
     pub(crate) const BAD_ASSIGNMENT: &str = "RS041";
+    pub(crate) const BAD_FIXTURE: &str = "RS042";
+    pub(crate) const IMPLICIT_TENANTS: &str = "RS043";
     pub(crate) const UNUSED_ROLE: &str = "RS050";
     pub(crate) const UNUSED_LEVEL: &str = "RS051";
     pub(crate) const EMPTY_GRANT: &str = "RS052";

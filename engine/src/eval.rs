@@ -18,7 +18,7 @@ use crate::policy::{
     ActionSet, Combine, Effect, KindId, Policy, PreparedAssignment, PreparedContext, PreparedPrincipal,
     PreparedResource, ScopeKey, Status, TenantAccess, bit,
 };
-use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
+use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource, Tenants};
 use crate::value::Value;
 
 /// Most assignments one principal may carry.
@@ -154,7 +154,11 @@ impl Policy {
         })
     }
 
-    fn prepare_assignment(&self, index: u16, a: &crate::request::Assignment) -> Result<PreparedAssignment, String> {
+    pub(crate) fn prepare_assignment(
+        &self,
+        index: u16,
+        a: &crate::request::Assignment,
+    ) -> Result<PreparedAssignment, String> {
         let Some(&role) = self.role_index.get(&a.role) else {
             return Err(format!("assignment {index}: unknown role `{}`", a.role));
         };
@@ -166,8 +170,8 @@ impl Policy {
         }
         // The list as given is validated whatever the role does with it: bad data fails closed.
         let given = match &a.tenants {
-            None => None,
-            Some(list) => {
+            None | Some(Tenants::All) => None,
+            Some(Tenants::Only(list)) => {
                 let mut out: Vec<ScopeKey> = Vec::with_capacity(list.len());
                 for t in list {
                     let full = if is_within(&a.scope, t) { t.clone() } else { format!("{}/{t}", a.scope) };
@@ -190,6 +194,12 @@ impl Policy {
         };
         // Roles may fix how far they reach below the tenant level, whatever the assignment says.
         let above_tenants = self.tenant_level.is_some_and(|t| self.level_above(level, t));
+        if above_tenants && r.tenant_access == TenantAccess::Listed && a.tenants == Some(Tenants::All) {
+            return Err(format!(
+                "assignment {index}: role `{}` reaches only the tenants an assignment lists (`tenant_access: listed`); list them instead of `all`",
+                a.role
+            ));
+        }
         let tenants = match r.tenant_access {
             TenantAccess::All => None,
             TenantAccess::Listed if above_tenants => Some(given.unwrap_or_default()),
@@ -697,7 +707,8 @@ impl Policy {
         let a = p?.source.get(usize::from(index))?;
         Some(match &a.tenants {
             None => format!("{}@{}", a.role, a.scope),
-            Some(ts) => format!("{}@{} (tenants: {})", a.role, a.scope, ts.join(", ")),
+            Some(Tenants::All) => format!("{}@{} (tenants: all)", a.role, a.scope),
+            Some(Tenants::Only(ts)) => format!("{}@{} (tenants: {})", a.role, a.scope, ts.join(", ")),
         })
     }
 
@@ -900,13 +911,22 @@ impl Policy {
     // ------------------------------------------------------------ invariants
 
     /// Which of the policy's invariants the given set of principals breaks (e.g. "at least one
-    /// active principal holds `admin_with_billing` at each MSP"). Principals that cannot be
-    /// prepared count as holding nothing. (Feature `compiler`: an authoring and audit question,
-    /// kept out of the WebAssembly engine module's size budget.)
+    /// active principal holds `admin_with_billing` at each MSP"). Fails closed: a principal
+    /// that cannot be read (unknown status, a wrongly typed attribute, an assignment that
+    /// cannot take effect) is an error naming it, never a principal counted as holding nothing.
+    /// (Feature `compiler`: an authoring and audit question, kept out of the WebAssembly engine
+    /// module's size budget.)
     #[cfg(feature = "compiler")]
-    pub fn check_invariants(&self, principals: &[Principal]) -> Vec<InvariantViolation> {
-        let prepared: Vec<PreparedPrincipal> =
-            principals.iter().filter_map(|p| self.prepare_principal(p).ok()).collect();
+    pub fn check_invariants(&self, principals: &[Principal]) -> Result<Vec<InvariantViolation>, RequestError> {
+        let mut prepared: Vec<PreparedPrincipal> = Vec::with_capacity(principals.len());
+        for p in principals {
+            let named = |e: &str| RequestError::new(Reason::InvalidRequest, format!("principal `{}`: {e}", p.id));
+            let pp = self.prepare_principal(p).map_err(|e| named(e.message()))?;
+            if let Some((_, why)) = pp.ignored.first() {
+                return Err(named(why));
+            }
+            prepared.push(pp);
+        }
         let mut out = Vec::new();
         for inv in &self.invariants {
             // nodes of the invariant's level mentioned by any assignment, in first-seen order
@@ -966,7 +986,7 @@ impl Policy {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// The prefix of `scope` that ends at a node of `level`, if the path passes through one.

@@ -9,6 +9,8 @@ mod decision;
 mod diag;
 mod eval;
 mod expr;
+#[cfg(feature = "compiler")]
+mod fixture;
 mod ids;
 #[cfg(feature = "compiler")]
 mod model;
@@ -33,7 +35,7 @@ pub use diag::{CompileError, Diagnostic, Severity, SourceLocation};
 pub use eval::{AllowedActions, RequestError};
 pub use ids::ResourceCache;
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
-pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource};
+pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource, Tenants};
 pub use route::{HttpDecision, HttpRequest, RoutedRequest};
 #[cfg(feature = "compiler")]
 pub use suite::{CaseResult, Coverage, CoverageTracker, HttpCase, SuiteFixtures, SuiteReport, Uncovered};

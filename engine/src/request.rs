@@ -15,11 +15,73 @@ pub struct Assignment {
     pub role: String,
     /// The scope node the role is held at, e.g. `msp:acme` or `msp:acme/org:o1`.
     pub scope: String,
-    /// For a role held above the tenant level: which tenants (sub-scopes) it reaches. Absent:
-    /// every descendant of `scope`, including ones created later. A list: only those subtrees
-    /// (plus `scope` itself). Entries are paths, absolute or relative to `scope`.
+    /// For a role held above the tenant level: which tenants (sub-scopes) it reaches.
+    /// [`Tenants::All`] (`tenants: all`): every descendant of `scope`, including ones created
+    /// later. A list: only those subtrees (plus `scope` itself); entries are paths, absolute or
+    /// relative to `scope`. Absent (the old form, a warning in `rolescope check`): every
+    /// tenant, except for roles with `tenant_access: listed`, which then reach none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenants: Option<Vec<String>>,
+    pub tenants: Option<Tenants>,
+}
+
+/// Which tenants an assignment held above the tenant level reaches: `all`, or a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tenants {
+    /// Every tenant below the assignment's scope, including ones created later (`all`).
+    All,
+    /// Only these tenants (paths, absolute or relative to the assignment's scope).
+    Only(Vec<String>),
+}
+
+impl From<Vec<String>> for Tenants {
+    fn from(list: Vec<String>) -> Self {
+        Tenants::Only(list)
+    }
+}
+
+impl Serialize for Tenants {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tenants::All => s.serialize_str("all"),
+            Tenants::Only(list) => list.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tenants {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Tenants;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`all` or a list of tenant paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Tenants, E> {
+                if v == "all" { Ok(Tenants::All) } else { Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)) }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tenants, A::Error> {
+                let mut out = Vec::new();
+                while let Some(t) = seq.next_element::<String>()? {
+                    out.push(t);
+                }
+                Ok(Tenants::Only(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Tenants {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Tenants".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`all` (every tenant below the scope), or a list of tenant paths",
+            "anyOf": [{ "const": "all" }, { "type": "array", "items": { "type": "string" } }]
+        })
+    }
 }
 
 /// A principal: who asks.

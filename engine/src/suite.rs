@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::{Source, parse_text};
 use crate::decision::{AssignReason, Reason};
 use crate::diag::{Diagnostic, SourceLocation, codes};
+use crate::fixture::{RawPrincipal, RawResource, check_context, check_principal, check_resource};
 use crate::model::{List, OrderedMap, S};
 use crate::policy::{Effect, Policy};
 use crate::request::{AssignRequest, Principal, PrincipalRef, Request, Resource};
@@ -26,9 +27,9 @@ pub(crate) struct RawSuite {
     #[serde(default)]
     pub(crate) context: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
-    pub(crate) principals: OrderedMap<S<String>, Principal>,
+    pub(crate) principals: OrderedMap<S<String>, RawPrincipal>,
     #[serde(default)]
-    pub(crate) resources: OrderedMap<S<String>, Resource>,
+    pub(crate) resources: OrderedMap<S<String>, RawResource>,
     #[serde(default)]
     pub(crate) contexts: OrderedMap<S<String>, serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
@@ -44,7 +45,7 @@ pub(crate) struct RawCase {
     #[serde(default)]
     pub(crate) principal: Option<S<serde_json::Value>>,
     #[serde(default)]
-    pub(crate) action: Option<String>,
+    pub(crate) action: Option<S<String>>,
     #[serde(default)]
     pub(crate) resource: Option<S<serde_json::Value>>,
     #[serde(default)]
@@ -241,22 +242,29 @@ impl Runner<'_> {
         match &v.value {
             serde_json::Value::String(name) => {
                 if let Some((_, p)) = self.suite.principals.0.iter().find(|(k, _)| k.value == *name) {
-                    let mut p = p.clone();
-                    if p.id.is_empty() {
-                        p.id.clone_from(name);
-                    }
-                    return Some((name.clone(), PrincipalRef::Inline(p)));
+                    return Some((name.clone(), PrincipalRef::Inline(p.to_principal(name))));
                 }
                 if self.policy.principal(name).is_some() {
                     return Some((name.clone(), PrincipalRef::Id(name.clone())));
                 }
+                let known = self
+                    .suite
+                    .principals
+                    .0
+                    .iter()
+                    .map(|(k, _)| k.value.as_str())
+                    .chain(self.policy.principal_ids())
+                    .collect::<Vec<_>>();
                 self.diags.push(
                     Diagnostic::error(
                         codes::UNKNOWN_ROLE,
                         loc(self.file, v),
                         format!("unknown principal fixture `{name}`"),
                     )
-                    .hint("declare it under `principals:` in the suite or the policy"),
+                    .hint(
+                        crate::compile::suggest(name, known.into_iter())
+                            .unwrap_or_else(|| "declare it under `principals:` in the suite or the policy".into()),
+                    ),
                 );
                 None
             }
@@ -277,15 +285,18 @@ impl Runner<'_> {
     fn resource(&mut self, v: &S<serde_json::Value>) -> Option<(String, Resource)> {
         match &v.value {
             serde_json::Value::String(name) => match self.suite.resources.0.iter().find(|(k, _)| k.value == *name) {
-                Some((_, r)) => Some((name.clone(), r.clone())),
+                Some((_, r)) => Some((name.clone(), r.to_resource())),
                 None => {
+                    let hint =
+                        crate::compile::suggest(name, self.suite.resources.0.iter().map(|(k, _)| k.value.as_str()))
+                            .unwrap_or_else(|| "declare it under `resources:` in the suite".into());
                     self.diags.push(
                         Diagnostic::error(
                             codes::UNKNOWN_RESOURCE,
                             loc(self.file, v),
                             format!("unknown resource fixture `{name}`"),
                         )
-                        .hint("declare it under `resources:` in the suite"),
+                        .hint(hint),
                     );
                     None
                 }
@@ -385,8 +396,15 @@ impl Runner<'_> {
                     .hint("see the reason codes in policies/README.md"),
             );
         }
-        let passed =
-            ex.decision.allowed == expect && want_reason.as_deref().is_none_or(|w| w == ex.decision.reason.as_str());
+        let wrong_reason = !expect && want_reason.is_none() && invalid_request_reason(ex.decision.reason);
+        let passed = ex.decision.allowed == expect
+            && want_reason.as_deref().is_none_or(|w| w == ex.decision.reason.as_str())
+            && !wrong_reason;
+        let explanation = if wrong_reason {
+            wrong_reason_note(ex.decision.reason, &ex.decision.explanation)
+        } else {
+            ex.decision.explanation
+        };
         self.results.push(CaseResult {
             name,
             kind: "check".into(),
@@ -398,7 +416,7 @@ impl Runner<'_> {
             expected_reason: want_reason,
             reason: ex.decision.reason.as_str().into(),
             passed,
-            explanation: ex.decision.explanation,
+            explanation,
             source: at.to_string(),
         });
     }
@@ -436,6 +454,11 @@ impl Runner<'_> {
                     defined: row.defined,
                 };
                 let (Some((pname, p)), Some((rname, r))) = (self.principal(&pv), self.resource(&rv)) else { continue };
+                for action in &m.actions.0 {
+                    if let Some(d) = self.unknown_action(&r, action, rat.clone()) {
+                        self.diags.push(d);
+                    }
+                }
                 for (action, eff) in m.actions.0.iter().zip(cells.iter().skip(2)) {
                     let es = S { value: eff.clone(), referenced: row.referenced, defined: row.defined };
                     let Some(expect) = self.effect(&es) else { continue };
@@ -519,7 +542,16 @@ impl Runner<'_> {
                     None => return,
                 }
             }
-            let got = self.policy.check_invariants(&set);
+            let got = match self.policy.check_invariants(&set) {
+                Ok(got) => got,
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::error(codes::BAD_ASSIGNMENT, at, format!("case `{name}`: {}", e.message()))
+                            .hint("an invariant check reads every principal or fails; fix the fixture"),
+                    );
+                    return;
+                }
+            };
             let mut got_names: Vec<String> = got.iter().map(|v| v.invariant.clone()).collect();
             got_names.sort();
             got_names.dedup();
@@ -562,11 +594,110 @@ impl Runner<'_> {
         let Some(expect) = self.effect(exp) else { return };
         let (Some((pname, p)), Some((rname, r))) = (self.principal(pv), self.resource(rv)) else { return };
         let Some(ctx) = self.context(raw.context.as_ref()) else { return };
-        self.run_check(name, &pname, &p, action, &rname, &r, &ctx, expect, raw.reason.as_ref(), &at);
+        if raw.reason.is_none() {
+            // A case that pins no reason tests the policy: the request must be one it can read.
+            self.validate_request(
+                pv,
+                &p,
+                rv,
+                &r,
+                action,
+                raw.context.as_ref().map(loc_of(self.file)).unwrap_or(at.clone()),
+                &ctx,
+            );
+        }
+        self.run_check(name, &pname, &p, &action.value, &rname, &r, &ctx, expect, raw.reason.as_ref(), &at);
     }
 }
 
+fn loc_of<T>(file: &str) -> impl Fn(&S<T>) -> SourceLocation + '_ {
+    move |s| loc(file, s)
+}
+
 impl Runner<'_> {
+    /// Fixtures are checked once per suite, each problem at its line and column.
+    fn check_fixtures(&mut self) {
+        for (k, p) in &self.suite.principals.0 {
+            self.diags.extend(check_principal(self.policy, self.file, k, p));
+        }
+        for (k, r) in &self.suite.resources.0 {
+            self.diags.extend(check_resource(self.policy, self.file, &k.value, r));
+        }
+        for (k, c) in &self.suite.contexts.0 {
+            let mut ctx = self.suite.context.clone();
+            ctx.extend(c.clone());
+            if let Some(d) = check_context(self.policy, &loc(self.file, k), &ctx) {
+                self.diags.push(d);
+            }
+        }
+    }
+
+    /// An action the resource's kind does not declare: an error listing the ones it does.
+    fn unknown_action(&self, r: &Resource, action: &str, at: SourceLocation) -> Option<Diagnostic> {
+        let actions = self.policy.actions_of(&r.kind)?;
+        if actions.iter().any(|a| a == action) {
+            return None;
+        }
+        let hint = match crate::compile::suggest(action, actions.iter().map(String::as_str)) {
+            Some(dym) => format!("{dym} the actions of `{}` are: {}", r.kind, actions.join(", ")),
+            None => format!("the actions of `{}` are: {}", r.kind, actions.join(", ")),
+        };
+        Some(
+            Diagnostic::error(
+                codes::UNKNOWN_ACTION,
+                at,
+                format!("`{action}` is not an action of `{}`; the case would be denied `unknown_action`", r.kind),
+            )
+            .hint(hint),
+        )
+    }
+
+    /// The parts of a check case given inline (fixtures are checked once) and its action.
+    #[expect(clippy::too_many_arguments, reason = "each part of the request with its place")]
+    fn validate_request(
+        &mut self,
+        pv: &S<serde_json::Value>,
+        p: &PrincipalRef,
+        rv: &S<serde_json::Value>,
+        r: &Resource,
+        action: &S<String>,
+        ctx_at: SourceLocation,
+        ctx: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        if let (serde_json::Value::Object(_), PrincipalRef::Inline(p)) = (&pv.value, p) {
+            let problem = match self.policy.prepare_principal(p) {
+                Err(e) => Some(e.message().to_owned()),
+                Ok(pp) => pp.ignored.first().map(|(_, why)| format!("{why}; the assignment would be ignored")),
+            };
+            if let Some(m) = problem {
+                self.diags.push(
+                    Diagnostic::error(codes::BAD_FIXTURE, loc(self.file, pv), format!("principal `{}`: {m}", p.id))
+                        .hint("fix the principal, or pin the reason the case expects (`reason:`)"),
+                );
+            }
+        }
+        if let serde_json::Value::Object(_) = &rv.value
+            && let Err(e) = self.policy.prepare_resource(r)
+        {
+            let hint = match e.reason() {
+                Reason::UnknownResourceKind => Some(crate::fixture::kind_hint(self.policy, &r.kind)),
+                Reason::InvalidScope => crate::fixture::scope_hint(self.policy, &r.scope),
+                _ => None,
+            }
+            .unwrap_or_else(|| "fix the resource, or pin the reason the case expects (`reason:`)".into());
+            self.diags.push(
+                Diagnostic::error(codes::BAD_FIXTURE, loc(self.file, rv), format!("resource: {}", e.message()))
+                    .hint(hint),
+            );
+        }
+        if let Some(d) = self.unknown_action(r, &action.value, loc(self.file, action)) {
+            self.diags.push(d);
+        }
+        if let Some(d) = check_context(self.policy, &ctx_at, ctx) {
+            self.diags.push(d);
+        }
+    }
+
     fn http_case(
         &mut self,
         name: String,
@@ -632,8 +763,10 @@ impl Runner<'_> {
             self.cov.record(&ex);
         }
         let want_reason = reason.map(|r| r.value.clone());
-        let passed =
-            decision.allowed() == expect && want_reason.as_deref().is_none_or(|w| w == decision.reason().as_str());
+        let wrong_reason = !expect && want_reason.is_none() && invalid_request_reason(decision.reason());
+        let passed = decision.allowed() == expect
+            && want_reason.as_deref().is_none_or(|w| w == decision.reason().as_str())
+            && !wrong_reason;
         self.http_cases.push(HttpCase {
             name: name.clone(),
             principal: principal.as_ref().map(|(_, p)| p.clone()),
@@ -654,13 +787,16 @@ impl Runner<'_> {
             expected_reason: want_reason,
             reason: decision.reason().as_str().into(),
             passed,
-            explanation: match (decision.action(), decision.kind(), decision.scope()) {
-                (Some(a), Some(k), Some(s)) => format!(
-                    "{} -> {a} {k} at {s}: {}",
-                    decision.route().unwrap_or(""),
-                    decision.detail().unwrap_or(decision.reason().as_str())
-                ),
-                _ => decision.detail().unwrap_or(decision.reason().as_str()).to_owned(),
+            explanation: {
+                let text = match (decision.action(), decision.kind(), decision.scope()) {
+                    (Some(a), Some(k), Some(s)) => format!(
+                        "{} -> {a} {k} at {s}: {}",
+                        decision.route().unwrap_or(""),
+                        decision.detail().unwrap_or(decision.reason().as_str())
+                    ),
+                    _ => decision.detail().unwrap_or(decision.reason().as_str()).to_owned(),
+                };
+                if wrong_reason { wrong_reason_note(decision.reason(), &text) } else { text }
             },
             source: at.to_string(),
         });
@@ -680,6 +816,29 @@ const ASSIGN_REASONS: [AssignReason; 11] = [
     AssignReason::NotPermitted,
     AssignReason::RankExceedsOwn,
 ];
+
+/// Reasons that say the request itself is wrong (a misspelled action, kind, attribute or
+/// scope; an unreadable principal), not that the policy denies it. A case expecting `deny`
+/// that is denied for one of them passes only when it pins that reason: otherwise a typo in
+/// the test would make it pass for the wrong reason.
+fn invalid_request_reason(r: Reason) -> bool {
+    matches!(
+        r,
+        Reason::UnknownAction
+            | Reason::UnknownResourceKind
+            | Reason::UnknownPrincipal
+            | Reason::InvalidScope
+            | Reason::InvalidAttribute
+            | Reason::InvalidRequest
+    )
+}
+
+fn wrong_reason_note(r: Reason, explanation: &str) -> String {
+    format!(
+        "denied because the request is invalid (`{r}`), not by the policy: {explanation}; if that is what the case tests, pin it with `reason: {r}`",
+        r = r.as_str()
+    )
+}
 
 fn effect_word(b: bool) -> &'static str {
     if b { "allow" } else { "deny" }
@@ -716,6 +875,16 @@ impl Policy {
 }
 
 impl Policy {
+    /// Check a test suite against this policy without reporting its results: every fixture
+    /// (roles, levels, tenants, statuses, attributes, kinds, scopes) and every case (actions,
+    /// fixture names, reasons, shape), each problem a diagnostic at its line and column.
+    pub fn check_suite(&self, suite: &Source) -> Vec<Diagnostic> {
+        match parse_suite(suite) {
+            Ok(raw) => self.run_cases(&raw, suite.name(), &mut CoverageTracker::new(), false).1,
+            Err(d) => vec![*d],
+        }
+    }
+
     /// Run every case of a parsed suite: results, diagnostics, and (when `collect`) the check
     /// cases' concrete requests.
     fn run_cases(
@@ -735,6 +904,7 @@ impl Policy {
             collect: collect.then(Vec::new),
             http_cases: Vec::new(),
         };
+        runner.check_fixtures();
         for (i, c) in raw.cases.iter().enumerate() {
             runner.case(i, c);
         }
@@ -746,7 +916,7 @@ impl Policy {
     pub fn suite_requests(&self, suite: &Source) -> Result<Vec<(String, Request)>, Vec<Diagnostic>> {
         let raw = parse_suite(suite).map_err(|d| vec![*d])?;
         let (_, diags, requests) = self.run_cases(&raw, suite.name(), &mut CoverageTracker::new(), true);
-        if !diags.is_empty() {
+        if diags.iter().any(Diagnostic::is_error) {
             return Err(diags);
         }
         Ok(requests)
@@ -782,19 +952,8 @@ impl Policy {
     /// in), for generating requests over a policy.
     pub fn suite_fixtures(&self, suite: &Source) -> Result<SuiteFixtures, Vec<Diagnostic>> {
         let raw = parse_suite(suite).map_err(|d| vec![*d])?;
-        let principals = raw
-            .principals
-            .0
-            .iter()
-            .map(|(k, p)| {
-                let mut p = p.clone();
-                if p.id.is_empty() {
-                    p.id.clone_from(&k.value);
-                }
-                p
-            })
-            .collect();
-        let resources = raw.resources.0.iter().map(|(_, r)| r.clone()).collect();
+        let principals = raw.principals.0.iter().map(|(k, p)| p.to_principal(&k.value)).collect();
+        let resources = raw.resources.0.iter().map(|(_, r)| r.to_resource()).collect();
         let mut contexts = vec![raw.context.clone()];
         for (_, c) in &raw.contexts.0 {
             let mut m = raw.context.clone();

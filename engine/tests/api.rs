@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use rolescope_engine::{
     AssignReason, AssignRequest, Assignment, Policy, Principal, PrincipalRef, Reason, Request, Resource, Severity,
-    Source,
+    Source, Tenants,
 };
 
 const POLICY: &str = r#"
@@ -285,4 +285,54 @@ proptest! {
         prop_assert_eq!(x.allowed(), y.allowed());
         prop_assert_eq!(x.reason(), y.reason());
     }
+}
+
+#[test]
+fn invariant_checks_fail_closed_naming_the_principal() {
+    let src = format!("{POLICY}invariants:\n  - {{ name: boss_remains, roles: [boss], level: msp }}\n");
+    let policy = Policy::compile(&[Source::new("p.yaml", src)]).expect("compiles");
+    let boss = principal("bo", &[("boss", "msp:acme")]);
+    assert_eq!(policy.check_invariants(std::slice::from_ref(&boss)).expect("readable"), vec![]);
+    // the last boss with an unknown status: an error naming it, not "0 violations"
+    let removed = Principal { status: Some("removed".into()), ..boss.clone() };
+    let e = policy.check_invariants(&[removed]).expect_err("fails closed");
+    assert!(e.message().contains("principal `bo`") && e.message().contains("removed"), "{e}");
+    // a lone boss with a wrongly typed attribute: an error, not a false violation
+    let mut typed = boss.clone();
+    typed.attributes.insert("groups".into(), 5.into());
+    let e = policy.check_invariants(&[typed]).expect_err("fails closed");
+    assert!(e.message().contains("principal `bo`") && e.message().contains("groups"), "{e}");
+    // an assignment that cannot take effect is an error too
+    let e = policy.check_invariants(&[principal("x", &[("bos", "msp:acme")])]).expect_err("fails closed");
+    assert!(e.message().contains("principal `x`") && e.message().contains("unknown role `bos`"), "{e}");
+}
+
+#[test]
+fn tenants_all_reaches_every_tenant_and_contradicts_listed_roles() {
+    let src = POLICY.replace(
+        "  owner: {",
+        "  lister: { held_at: [msp], tenant_access: listed, grants: [{ resources: [device], actions: [view] }] }\n  owner: {",
+    );
+    let policy = Policy::compile(&[Source::new("p.yaml", src)]).expect("compiles");
+    let held = |role: &str, tenants: Option<Tenants>| Principal {
+        id: "p".into(),
+        assignments: vec![Assignment { role: role.into(), scope: "msp:acme".into(), tenants }],
+        ..Principal::default()
+    };
+    let view = |p: Principal| policy.check(&request(p, "view", "msp:acme/org:o7", None));
+    assert!(view(held("boss", Some(Tenants::All))).allowed());
+    assert!(!view(held("boss", Some(Tenants::Only(vec!["org:o1".into()])))).allowed());
+    // a listed-only role: `all` cannot take effect (ignored), a missing list reaches no tenant
+    assert_eq!(view(held("lister", Some(Tenants::All))).reason(), Reason::OutOfScope);
+    assert!(!view(held("lister", None)).allowed());
+    assert!(view(held("lister", Some(Tenants::Only(vec!["org:o7".into()])))).allowed());
+    // the wire form: `"all"` or a list
+    let p: Principal =
+        serde_json::from_str(r#"{"id":"p","assignments":[{"role":"boss","scope":"msp:acme","tenants":"all"}]}"#)
+            .expect("reads");
+    assert_eq!(p.assignments[0].tenants, Some(Tenants::All));
+    assert_eq!(Principal::from_json(serde_json::to_string(&p).expect("writes").as_bytes()).expect("reads"), p);
+    assert!(
+        serde_json::from_str::<Principal>(r#"{"assignments":[{"role":"b","scope":"s","tenants":"some"}]}"#).is_err()
+    );
 }

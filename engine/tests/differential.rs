@@ -7,7 +7,7 @@
 
 #![expect(clippy::indexing_slicing, reason = "indices come from the generator, which draws them below each length")]
 
-use rolescope_engine::{Assignment, Policy, Principal, PrincipalRef, Request, Resource, Source};
+use rolescope_engine::{Assignment, Policy, Principal, PrincipalRef, Request, Resource, Source, Tenants};
 
 // ------------------------------------------------------------------ generated policies
 
@@ -195,13 +195,15 @@ fn gen_request(rng: &mut Rng, roles: usize) -> Request {
         .map(|_| {
             let scope = gen_scope(rng);
             let tenants = if rng.chance(35) {
-                Some(
+                Some(Tenants::Only(
                     (0..rng.below(3))
                         .map(
                             |_| if rng.chance(85) { format!("org:o{}", rng.below(3)) } else { "org:o0/site:s0".into() },
                         )
                         .collect(),
-                )
+                ))
+            } else if rng.chance(30) {
+                Some(Tenants::All)
             } else {
                 None
             };
@@ -275,7 +277,12 @@ fn ref_assignment(m: &Model, a: &Assignment) -> Option<RefAssignment> {
         return None;
     }
     let mut tenants = None;
-    if let Some(list) = &a.tenants {
+    let above_tenant = level == 0;
+    // `all` for a role that reaches only listed tenants contradicts it: ignored
+    if a.tenants == Some(Tenants::All) && above_tenant && r.tenant_access == TenantAccess::Listed {
+        return None;
+    }
+    if let Some(Tenants::Only(list)) = &a.tenants {
         let mut out = Vec::new();
         for t in list {
             let full = if ref_within(t, &a.scope) { t.clone() } else { format!("{}/{t}", a.scope) };
@@ -286,7 +293,6 @@ fn ref_assignment(m: &Model, a: &Assignment) -> Option<RefAssignment> {
         }
         tenants = Some(out);
     }
-    let above_tenant = level == 0;
     match r.tenant_access {
         TenantAccess::All => tenants = None,
         TenantAccess::Listed if above_tenant => tenants = Some(tenants.unwrap_or_default()),

@@ -46,8 +46,22 @@ pub(crate) fn run(args: &CheckArgs, style: &Style) -> Result<Exit, CliError> {
         let files = sources.iter().map(|s| s.name().to_owned()).collect();
         let (policy, diagnostics, violations) = match Policy::compile(&sources) {
             Ok(policy) => {
-                let violations = principals.as_deref().map(|ps| policy.check_invariants(ps)).unwrap_or_default();
-                let warnings = policy.warnings().to_vec();
+                let violations = match principals.as_deref().map(|ps| policy.check_invariants(ps)) {
+                    None => Vec::new(),
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => {
+                        return Err(CliError::usage_with(
+                            format!("cannot check the invariants of `{}`: {}", policy.name(), e.message()),
+                            "an invariant check reads every principal of the assignments file or fails",
+                        ));
+                    }
+                };
+                let mut warnings = policy.warnings().to_vec();
+                // the suites next to the policy are checked too: fixtures, cases, actions
+                for s in &read_sources(&input.suites)? {
+                    map.add(std::slice::from_ref(s));
+                    warnings.extend(policy.check_suite(s));
+                }
                 (Some(policy), warnings, violations)
             }
             Err(e) => (None, e.diagnostics().to_vec(), Vec::new()),
@@ -58,7 +72,8 @@ pub(crate) fn run(args: &CheckArgs, style: &Style) -> Result<Exit, CliError> {
     let errors: usize = checked.iter().map(|c| c.diagnostics.iter().filter(|d| d.is_error()).count()).sum();
     let warnings: usize = checked.iter().map(|c| c.diagnostics.iter().filter(|d| !d.is_error()).count()).sum();
     let violations: usize = checked.iter().map(|c| c.violations.len()).sum();
-    let invalid = checked.iter().filter(|c| c.policy.is_none()).count();
+    let invalid =
+        checked.iter().filter(|c| c.policy.is_none() || c.diagnostics.iter().any(Diagnostic::is_error)).count();
 
     match args.format {
         CheckFormat::Json => {
@@ -89,6 +104,13 @@ pub(crate) fn run(args: &CheckArgs, style: &Style) -> Result<Exit, CliError> {
                 let w = c.diagnostics.len() - e;
                 let warn = if w > 0 { format!(", {}", plural(w, "warning")) } else { String::new() };
                 match &c.policy {
+                    Some(p) if e > 0 => out.push_str(&format!(
+                        "{} {}: policy `{}` compiles, its suites have {}{warn}\n",
+                        style.out(Paint::Red, "invalid"),
+                        c.label,
+                        p.name(),
+                        plural(e, "error")
+                    )),
                     Some(p) => out.push_str(&format!(
                         "{} {}: policy `{}`, {}, {}{warn}\n",
                         style.out(Paint::Green, "ok     "),
@@ -131,5 +153,6 @@ pub(crate) fn run(args: &CheckArgs, style: &Style) -> Result<Exit, CliError> {
             emit(&out)?;
         }
     }
-    Ok(if invalid > 0 || violations > 0 { Exit::InvalidPolicy } else { Exit::Ok })
+    let failing = invalid > 0 || errors > 0 || violations > 0 || (args.deny_warnings && warnings > 0);
+    Ok(if failing { Exit::InvalidPolicy } else { Exit::Ok })
 }

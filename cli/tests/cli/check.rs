@@ -143,6 +143,42 @@ fn assignments_are_checked_against_invariants() {
 }
 
 #[test]
+fn an_invariant_check_over_an_unreadable_principal_fails_naming_it() {
+    let dir = fixture(&[
+        ("demo/roles.yaml", POLICY),
+        // the last admin with a status the policy does not know: not "0 violations"
+        ("removed.yaml", "- { id: ana, status: removed, assignments: [{ role: admin, scope: \"msp:acme\" }] }\n"),
+        // a lone admin with a misspelled role: not a false violation either
+        ("typo.yaml", "- { id: bob, assignments: [{ role: admn, scope: \"msp:acme\" }] }\n"),
+    ]);
+    let removed = run(dir.path(), &["check", "demo", "--assignments", "removed.yaml"]);
+    assert_eq!(removed.code, 2, "{}{}", removed.stdout, removed.stderr);
+    assert!(removed.stderr.contains("principal `ana`: unknown status `removed`"), "{}", removed.stderr);
+    let typo = run(dir.path(), &["check", "demo", "--assignments", "typo.yaml"]);
+    assert_eq!(typo.code, 2, "{}{}", typo.stdout, typo.stderr);
+    assert!(typo.stderr.contains("principal `bob`: assignment 0: unknown role `admn`"), "{}", typo.stderr);
+}
+
+#[test]
+fn check_validates_the_suites_next_to_the_policy_and_deny_warnings_fails_on_warnings() {
+    let suite = "principals:\n  tom: { assignments: [{ role: techncian, scope: \"msp:acme/org:o1\" }] }\nresources:\n  d: { kind: device, id: d1, scope: \"msp:acme/org:o1\" }\ncases:\n  - { principal: tom, action: delete, resource: d, expect: deny }\n";
+    let dir = fixture(&[("demo/roles.yaml", POLICY), ("demo/demo_test.yaml", suite)]);
+    let r = run(dir.path(), &["check", "demo"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("demo/demo_test.yaml:2:32"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `technician`?"), "{}", r.stderr);
+    assert!(r.stdout.contains("its suites have 1 error"), "{}", r.stdout);
+    let fixed =
+        suite.replace("techncian", "technician").replace("expect: deny", "expect: deny, reason: no_matching_grant");
+    let implicit = POLICY.replace("scope: \"msp:acme\", tenants: all", "scope: \"msp:acme\"");
+    let dir = fixture(&[("demo/roles.yaml", &implicit), ("demo/demo_test.yaml", &fixed)]);
+    assert_eq!(run(dir.path(), &["check", "demo"]).code, 0);
+    let strict = run(dir.path(), &["check", "--deny-warnings", "demo"]);
+    assert_eq!(strict.code, 3, "{}{}", strict.stdout, strict.stderr);
+    assert!(strict.stderr.contains("RS043") && strict.stderr.contains("tenants: all"), "{}", strict.stderr);
+}
+
+#[test]
 fn bad_paths_and_inputs_are_usage_errors() {
     let dir = fixture(&[("demo/roles.yaml", POLICY), ("notes.txt", "x"), ("bad.yaml", "ana: [1, 2")]);
     let missing = run(dir.path(), &["check", "nope"]);

@@ -9,6 +9,7 @@ mod check;
 mod corpus;
 mod eval;
 mod help;
+mod mistakes;
 mod route;
 mod schema;
 mod sign;
@@ -107,14 +108,14 @@ invariants:
     at_least: 1
 principals:
   ana:
-    assignments: [{ role: admin, scope: "msp:acme" }]
+    assignments: [{ role: admin, scope: "msp:acme", tenants: all }]
 "#;
 
 /// A suite for [`POLICY`] whose cases all pass.
 pub(crate) const SUITE: &str = r#"suite: demo basics
 context: { channel: web }
 principals:
-  ana: { assignments: [{ role: admin, scope: "msp:acme" }] }
+  ana: { assignments: [{ role: admin, scope: "msp:acme", tenants: all }] }
   tom: { assignments: [{ role: technician, scope: "msp:acme/org:o1" }] }
 resources:
   mine: { kind: device, id: d1, scope: "msp:acme/org:o1", attributes: { created_by: tom } }
