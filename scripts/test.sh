@@ -31,6 +31,15 @@ step "peer benchmarks (bench/peers, a workspace of its own): format, clippy, com
 step "wasm module and npm package (cargo xtask wasm: installs wasm-bindgen-cli and binaryen if missing)"
 cargo xtask wasm
 
+step "real proxies for the gateway's e2e tests: nginx and Caddy from Debian (installed when missing)"
+missing=()
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+command -v caddy >/dev/null || missing+=(caddy)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 step "tests (unit, public API, corpus, CLI, doc tests; the gateway runs the module just built)"
 ROLESCOPE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/wasm/rolescope.wasm" cargo test --workspace --all-features --locked
 

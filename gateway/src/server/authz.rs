@@ -8,7 +8,9 @@
 //!
 //! The original request comes from the proxy's headers, one convention per sub-request:
 //! - nginx: `X-Original-Method` + `X-Original-URI` (set by the documented snippet from
-//!   `$request_method` and `$request_uri`, the raw target);
+//!   `$request_method` and `$request_uri`, the raw target), or + `X-Original-URL`
+//!   (`$scheme://$http_host$request_uri`, what ingress-nginx's `auth-url` sends; its host
+//!   becomes `Host`);
 //! - Caddy and Traefik: `X-Forwarded-Method` + `X-Forwarded-Uri` (+ `X-Forwarded-Host`);
 //! - Envoy's HTTP ext_authz service: the sub-request's own method, and its target after
 //!   `authorize.path_prefix`.
@@ -35,6 +37,7 @@ use super::reject::{BadRequest, Rejection};
 
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -42,8 +45,8 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub(crate) static REASON: HeaderName = HeaderName::from_static("x-rolescope-reason");
 
 /// The headers that describe the original request (never passed on to the engine).
-const DESCRIPTIVE: [&HeaderName; 5] =
-    [&X_ORIGINAL_METHOD, &X_ORIGINAL_URI, &X_FORWARDED_METHOD, &X_FORWARDED_URI, &X_FORWARDED_HOST];
+const DESCRIPTIVE: [&HeaderName; 6] =
+    [&X_ORIGINAL_METHOD, &X_ORIGINAL_URI, &X_ORIGINAL_URL, &X_FORWARDED_METHOD, &X_FORWARDED_URI, &X_FORWARDED_HOST];
 
 /// Answer one sub-request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
@@ -86,7 +89,15 @@ fn original(state: &State, method: &Method, raw_target: &str, h: &HeaderMap) -> 
             Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| Rejection::Denied(Reason::InvalidPath)),
         }
     };
-    let nginx = (value(&X_ORIGINAL_METHOD)?, value(&X_ORIGINAL_URI)?);
+    let url = value(&X_ORIGINAL_URL)?.map(|u| split_url(&u)).transpose()?;
+    let uri = match (value(&X_ORIGINAL_URI)?, url) {
+        (Some(uri), Some((_, path))) if uri != path => {
+            return Err(Rejection::BadRequest(BadRequest::AmbiguousOriginal));
+        }
+        (Some(uri), _) => Some(uri),
+        (None, url) => url.map(|(_, path)| path),
+    };
+    let nginx = (value(&X_ORIGINAL_METHOD)?, uri);
     let forwarded = (value(&X_FORWARDED_METHOD)?, value(&X_FORWARDED_URI)?);
     let envoy = state
         .config
@@ -105,6 +116,16 @@ fn original(state: &State, method: &Method, raw_target: &str, h: &HeaderMap) -> 
     }
 }
 
+/// `scheme://authority/target` -> (authority, raw target). nginx refuses a `Host` with a `/`,
+/// so the first `/` after the authority starts the target it received.
+fn split_url(url: &str) -> Result<(String, String), Rejection> {
+    let bad = || Rejection::BadRequest(BadRequest::InvalidTarget);
+    let (_, rest) = url.split_once("://").ok_or_else(bad)?;
+    let slash = rest.find('/').ok_or_else(bad)?;
+    let (authority, target) = rest.split_at(slash);
+    Ok((authority.to_owned(), target.to_owned()))
+}
+
 fn both(pair: (Option<String>, Option<String>)) -> Result<(String, String), Rejection> {
     match pair {
         (Some(m), Some(t)) => Ok((m, t)),
@@ -117,8 +138,13 @@ fn both(pair: (Option<String>, Option<String>)) -> Result<(String, String), Reje
 /// names it.
 fn original_headers(h: &HeaderMap) -> HeaderMap {
     let mut out = h.clone();
-    if let Some(host) = h.get(&X_FORWARDED_HOST) {
-        out.insert(header::HOST, host.clone());
+    let url_host = h
+        .get(&X_ORIGINAL_URL)
+        .and_then(|u| u.to_str().ok())
+        .and_then(|u| split_url(u).ok())
+        .and_then(|(authority, _)| HeaderValue::from_str(&authority).ok());
+    if let Some(host) = h.get(&X_FORWARDED_HOST).cloned().or(url_host) {
+        out.insert(header::HOST, host);
     }
     for name in DESCRIPTIVE {
         out.remove(name);
@@ -166,12 +192,14 @@ pub(crate) fn upstream_headers<'a>(
     out
 }
 
+/// 200 with the principal; an anonymous caller (a public route) gets an empty one, so a proxy
+/// that copies the header never keeps a client-sent value or a placeholder of its own (Caddy
+/// 2.6 copies its unresolved placeholder text when the header is absent).
 fn allowed(principal: Option<&str>) -> Response<Body> {
     let mut res = Response::new(full(bytes::Bytes::new()));
     *res.status_mut() = StatusCode::OK;
-    if let Some(p) = principal.and_then(|p| HeaderValue::from_str(p).ok()) {
-        res.headers_mut().insert(PRINCIPAL.clone(), p);
-    }
+    let p = principal.and_then(|p| HeaderValue::from_str(p).ok()).unwrap_or(HeaderValue::from_static(""));
+    res.headers_mut().insert(PRINCIPAL.clone(), p);
     res
 }
 

@@ -19,6 +19,8 @@ const SEED: &str = "juniper-mist-msp";
 pub(crate) enum Convention {
     /// nginx's `auth_request` with the documented snippet.
     Nginx,
+    /// ingress-nginx's `auth-url`: `X-Original-URL` (scheme, host, raw target) and friends.
+    IngressNginx,
     /// Caddy's `forward_auth`, Traefik's `ForwardAuth`.
     Forwarded,
     /// Envoy's ext_authz HTTP service with `path_prefix: /envoy`.
@@ -42,6 +44,17 @@ pub(crate) fn sub_request(conv: Convention, method: &str, target: &str, headers:
         Convention::Nginx => {
             h.push(("X-Original-Method", method));
             h.push(("X-Original-URI", target));
+            http::request_bytes("GET", "/authorize", &h, None)
+        }
+        Convention::IngressNginx => {
+            let url = format!("https://portal.example{target}");
+            h.extend([
+                ("X-Original-URL", url.as_str()),
+                ("X-Original-Method", method),
+                ("X-Sent-From", "nginx-ingress-controller"),
+                ("X-Real-IP", "203.0.113.7"),
+                ("X-Auth-Request-Redirect", target),
+            ]);
             http::request_bytes("GET", "/authorize", &h, None)
         }
         Convention::Forwarded => {
@@ -78,11 +91,11 @@ fn matrix_nginx_convention() {
     }
 }
 
-/// The same matrix through Caddy's / Traefik's headers and Envoy's path prefix.
+/// The same matrix through ingress-nginx's, Caddy's / Traefik's headers and Envoy's path prefix.
 #[test]
 fn matrix_forwarded_and_envoy_conventions() {
     let stack = authz_stack(SEED);
-    for conv in [Convention::Forwarded, Convention::EnvoyPrefix] {
+    for conv in [Convention::IngressNginx, Convention::Forwarded, Convention::EnvoyPrefix] {
         let send = |m: &str, t: &str, h: &[(&str, &str)]| ask(&stack.gateway, conv, m, t, h);
         let via = Via { send: &send, upstream: &stack.upstream, forwards: false, ids_on_allow: true };
         assert!(run_via(SEED, &via) >= 100, "{conv:?}");
@@ -102,7 +115,7 @@ fn path_attacks_stay_refused() {
     let auth = tokens::bearer(&support::principal(SEED, "na_o1"));
     let mut failures = Vec::new();
     let mut n = 0;
-    for conv in [Convention::Nginx, Convention::Forwarded, Convention::EnvoyPrefix] {
+    for conv in [Convention::Nginx, Convention::IngressNginx, Convention::Forwarded, Convention::EnvoyPrefix] {
         for (name, method, target, status, reasons) in crate::attacks::path_attacks() {
             // a NUL cannot be written into a header value; the request line carries it for Envoy
             if target.contains('\0') && !matches!(conv, Convention::EnvoyPrefix) {
@@ -110,7 +123,8 @@ fn path_attacks_stay_refused() {
             }
             // Envoy's prefix: the request line is the original one (absolute form is no prefix)
             let (status, reasons) = match conv {
-                Convention::EnvoyPrefix if !target.starts_with('/') => (400, &[][..]),
+                // (ingress-nginx: the URL's authority swallows the scheme of such a target)
+                Convention::EnvoyPrefix | Convention::IngressNginx if !target.starts_with('/') => (400, &[][..]),
                 _ => expected(target, status, reasons),
             };
             n += 1;
@@ -175,6 +189,21 @@ fn ambiguous_or_missing_descriptions_are_refused() {
                 "GET",
                 &format!("/envoy{target}"),
                 &[a, ("x-original-method", "GET"), ("x-original-uri", "/api/v1/status")],
+                None,
+            ),
+            "ambiguous_original_request",
+        ),
+        (
+            "X-Original-URI and X-Original-URL disagree",
+            http::request_bytes(
+                "GET",
+                "/authorize",
+                &[
+                    a,
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/api/v1/status"),
+                    ("x-original-url", &format!("https://portal.example{target}")),
+                ],
                 None,
             ),
             "ambiguous_original_request",

@@ -17,6 +17,7 @@ mod matrix;
 #[expect(dead_code, reason = "shared with the host tests, which use the rest of it")]
 #[path = "../host/module.rs"]
 mod module;
+mod proxies;
 mod readiness;
 mod reload;
 mod scale;
