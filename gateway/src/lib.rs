@@ -5,5 +5,8 @@
 mod server;
 pub mod wasm_host;
 
-pub use server::{ConfigError, Gateway, GatewayConfig, MintError, MintOptions, StartError, check_config, mint};
+pub use server::{
+    ConfigError, DirectoryError, Gateway, GatewayConfig, MintError, MintOptions, StartError, TlsError, check_config,
+    mint, sign_directory,
+};
 pub use wasm_host::{Config, Decision, Error, ErrorKind, Handle, Host, HttpVerdict, Query, Revision, WasmEngine};

@@ -1,5 +1,6 @@
 //! `rolescope-gateway`: the enforcing HTTP gateway (`serve`), its configuration check
-//! (`check-config`) and a demo-token minter (`mint`, development only).
+//! (`check-config`), a token minter (`mint`, development and testing) and the principal
+//! directory's signer (`sign-directory`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,14 +30,23 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Mint a demo token for a principal a policy suite files (development only).
+    /// Mint a token (development and testing): for a principal a policy suite files, a subject
+    /// alone, or a principal given as JSON.
     Mint {
-        /// The suite (`*_test.yaml`); the policy is the role files in its folder.
+        /// The suite (`*_test.yaml`) filing `--principal`; the policy is the role files in its
+        /// folder. Without it, `--principal` is a subject and the token carries only `sub`.
+        #[arg(long, requires = "principal")]
+        suite: Option<PathBuf>,
+        /// With `--suite`: the key it is filed under there, or its id. Without: the subject.
+        #[arg(long, conflicts_with = "principal_json", required_unless_present = "principal_json")]
+        principal: Option<String>,
+        /// The principal as JSON (`{"id", "status"?, "assignments"?, "attributes"?}`), or
+        /// `@FILE` to read it from a file.
         #[arg(long)]
-        suite: PathBuf,
-        /// The principal: the key it is filed under in the suite, or its id.
-        #[arg(long)]
-        principal: String,
+        principal_json: Option<String>,
+        /// A `groups` claim (for claim rules); repeat or separate with commas.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
         /// The PEM private key (RSA: RS256, P-256: ES256).
         #[arg(long)]
         key: PathBuf,
@@ -55,6 +65,19 @@ enum Command {
         /// The algorithm (default by key type).
         #[arg(long)]
         alg: Option<String>,
+    },
+    /// Check a principal directory and sign it (ed25519, a key from `rolescope keygen`), for
+    /// `identity.directory.require_signature`.
+    SignDirectory {
+        /// The PKCS#8 PEM private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The directory (`rolescope-directory/1` JSON).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where the signed directory goes.
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -93,6 +116,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
+        Command::SignDirectory { key, input, output } => sign_directory(&key, &input, &output),
         Command::CheckConfig { config } => {
             let config = match GatewayConfig::load(&config) {
                 Ok(c) => c,
@@ -106,12 +130,30 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Mint { suite, principal, key, ttl, kid, issuer, audience, alg } => {
+        Command::Mint { suite, principal, principal_json, groups, key, ttl, kid, issuer, audience, alg } => {
             let Some(ttl) = parse_ttl(&ttl) else {
                 eprintln!("error: --ttl: invalid duration {ttl:?} (expected e.g. 15m, 1h)");
                 return ExitCode::from(2);
             };
-            let mut opts = MintOptions::new(suite, principal, key).ttl(ttl).issuer(issuer).audience(audience);
+            let opts = match (suite, principal, principal_json) {
+                (Some(suite), Some(principal), _) => MintOptions::new(suite, principal, key),
+                (None, Some(subject), _) => MintOptions::subject(subject, key),
+                (_, None, Some(json)) => {
+                    let json = match json.strip_prefix('@') {
+                        Some(path) => match std::fs::read_to_string(path) {
+                            Ok(t) => t,
+                            Err(e) => return fail(&format!("--principal-json: cannot read `{path}`: {e}")),
+                        },
+                        None => json,
+                    };
+                    match MintOptions::principal_json(&json, key) {
+                        Ok(o) => o,
+                        Err(e) => return fail(&e),
+                    }
+                }
+                (_, None, None) => return fail(&"give --principal or --principal-json"),
+            };
+            let mut opts = opts.groups(groups).ttl(ttl).issuer(issuer).audience(audience);
             if let Some(kid) = kid {
                 opts = opts.kid(kid);
             }
@@ -129,6 +171,24 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+    }
+}
+
+/// `sign-directory`: check, sign, write.
+fn sign_directory(key: &std::path::Path, input: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    let read =
+        |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()));
+    let signed = read(key)
+        .and_then(|pem| rolescope_gateway::sign_directory(&read(input)?, &pem).map_err(|e| e.to_string()))
+        .and_then(|signed| {
+            std::fs::write(output, signed).map_err(|e| format!("cannot write `{}`: {e}", output.display()))
+        });
+    match signed {
+        Ok(()) => {
+            println!("signed: {}", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The admin address: `/livez`, `/readyz` (a policy is loaded and the upstream answers
-//! `GET /__health`), `/metrics` (Prometheus text).
+//! The admin address: `/livez`, `/readyz` (a policy is loaded and, when `readiness.health_path`
+//! is set, the upstream answers `GET <health_path>` with 2xx), `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,21 +45,32 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
     }
 }
 
-/// Ready: a policy is loaded (when enforcing) and the upstream answers `GET /__health` with 2xx.
+/// Ready: a policy is loaded (when enforcing), the principal directory too (when configured),
+/// and, with `readiness.health_path`, the upstream answers `GET <health_path>` with 2xx.
+/// Without a health path the upstream is not asked: an API need not have a special path for
+/// the gateway to be routed to.
 async fn readiness(state: &State) -> (bool, &'static str) {
     if state.enforcer.is_some() && state.current_revision().is_none() {
         return (false, "no policy loaded");
+    }
+    if state.directory.as_ref().is_some_and(|d| !d.loaded()) {
+        return (false, "no principal directory loaded");
     }
     // authorization only: there is no upstream to probe
     if state.config.mode == super::config::Mode::Authorize {
         return (true, "ok");
     }
-    let Ok(uri) = upstream_uri(&state.upstream, "/__health") else { return (false, "upstream URL") };
+    let Some(path) = state.config.health_path.as_deref() else { return (true, "ok") };
+    let Ok(uri) = upstream_uri(&state.upstream, path) else { return (false, "upstream URL") };
     let mut req = Request::new(super::body::stream(Empty::<Bytes>::new()));
     *req.uri_mut() = uri;
+    if let Some(host) = &state.config.upstream_host {
+        req.headers_mut().insert(header::HOST, host.clone());
+    }
     match tokio::time::timeout(HEALTH_TIMEOUT, state.client.request(req)).await {
         Ok(Ok(res)) if res.status().is_success() => (true, "ok"),
         Ok(Ok(_)) => (false, "upstream health check failed"),
+        Ok(Err(e)) if super::tls::is_certificate_error(&e) => (false, "upstream certificate not accepted"),
         Ok(Err(_)) => (false, "upstream unreachable"),
         Err(_) => (false, "upstream health check timed out"),
     }

@@ -67,6 +67,12 @@ struct Raw {
     mode: Option<String>,
     #[serde(default)]
     authorize: RawAuthorize,
+    #[serde(default)]
+    upstream_tls: RawUpstreamTls,
+    upstream_host: Option<String>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    readiness: RawReadiness,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +80,29 @@ struct Raw {
 struct RawAuthorize {
     path_prefix: Option<String>,
     grpc_listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    ca_file: Option<String>,
+    platform_roots: Option<bool>,
+    client_cert_file: Option<String>,
+    client_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReadiness {
+    health_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +126,28 @@ struct RawSignature {
 struct RawIdentity {
     jwt: Option<RawJwt>,
     principals_from_bundle: Option<bool>,
+    directory: Option<RawDirectory>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    file: Option<String>,
+    url: Option<String>,
+    poll_interval: Option<String>,
+    watch: Option<bool>,
+    require_signature: Option<RawSignature>,
+    unlisted: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimRule {
+    claim: String,
+    value: String,
+    role: String,
+    scope: String,
+    tenants: Option<rolescope_engine::Tenants>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +161,8 @@ struct RawJwt {
     leeway: Option<String>,
     #[serde(default)]
     claims: RawClaims,
+    #[serde(default)]
+    claim_rules: Vec<RawClaimRule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +237,58 @@ pub(crate) struct JwtConfig {
     pub(crate) keys: KeySource,
     pub(crate) leeway: Duration,
     pub(crate) claims: ClaimNames,
+    /// Assignments granted by claim values (e.g. a `groups` entry).
+    pub(crate) rules: Vec<ClaimRule>,
+}
+
+/// One claim-mapping rule: a token whose claim `claim` is `value` (or a list holding it) holds
+/// `assignment`.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimRule {
+    pub(crate) claim: String,
+    pub(crate) value: String,
+    pub(crate) assignment: rolescope_engine::Assignment,
+}
+
+/// What a verified subject the directory does not list gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unlisted {
+    /// Denied (`unknown_principal`).
+    Deny,
+    /// The principal its token's claims describe.
+    Claims,
+}
+
+/// Where the principal directory comes from.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectorySource {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) url: Option<Uri>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) watch: bool,
+    /// When set, only directories signed by one of these keys load.
+    pub(crate) trusted_keys: Option<Vec<rolescope_sign::VerifyingKey>>,
+    pub(crate) unlisted: Unlisted,
+}
+
+/// TLS to the upstream (and to the bundle, key set and directory URLs).
+#[derive(Clone, Debug)]
+pub(crate) struct UpstreamTls {
+    /// PEM CA certificates trusted besides the platform's roots.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Trust the platform's root certificates (default).
+    pub(crate) platform_roots: bool,
+    /// Client certificate chain and key (mTLS to the upstream).
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// The listener's certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct ListenerTls {
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    /// How often the files are looked at for a change.
+    pub(crate) poll_interval: Duration,
 }
 
 /// What the listener does with a request.
@@ -234,6 +339,14 @@ pub struct GatewayConfig {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) mode: Mode,
     pub(crate) authorize: AuthorizeConfig,
+    pub(crate) upstream_tls: UpstreamTls,
+    /// The `Host` header sent upstream (default: the upstream URL's authority).
+    pub(crate) upstream_host: Option<http::HeaderValue>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) on `listen`.
+    pub(crate) tls: Option<ListenerTls>,
+    /// `/readyz` also asks the upstream `GET <path>` (none: ready once a policy is loaded).
+    pub(crate) health_path: Option<String>,
+    pub(crate) directory: Option<DirectorySource>,
 }
 
 impl GatewayConfig {
@@ -440,29 +553,7 @@ impl Raw {
         let enforce = self.enforce.unwrap_or(true);
 
         let p = self.policy;
-        let trusted_keys = match p.require_signature {
-            None => None,
-            Some(sig) => {
-                if sig.public_keys.is_empty() {
-                    return Err(f(
-                        "policy.require_signature.public_keys",
-                        "empty: list the trusted public keys (PEM files)",
-                    ));
-                }
-                let mut keys = Vec::new();
-                for (i, k) in sig.public_keys.iter().enumerate() {
-                    let field = format!("policy.require_signature.public_keys[{i}]");
-                    let path = base.join(k);
-                    let pem = std::fs::read_to_string(&path)
-                        .map_err(|e| f(&field, format!("cannot read {}: {e}", path.display())))?;
-                    keys.push(
-                        rolescope_sign::public_key_from_pem(&pem)
-                            .map_err(|e| f(&field, format!("{}: {e}", path.display())))?,
-                    );
-                }
-                Some(keys)
-            }
-        };
+        let trusted_keys = p.require_signature.map(|sig| signature_keys("policy", base, &sig)).transpose()?;
         let policy = PolicySource {
             file: p.file.map(|x| base.join(x)),
             url: p.url.map(|u| http_url("policy.url", &u)).transpose()?,
@@ -482,6 +573,53 @@ impl Raw {
 
         let jwt = self.identity.jwt.map(|j| j.check(base)).transpose()?;
         let principals_from_bundle = self.identity.principals_from_bundle.unwrap_or(false);
+        let directory = self.identity.directory.map(|d| d.check(base)).transpose()?;
+        if directory.is_some() && principals_from_bundle {
+            return Err(f("identity.directory", "give either `directory` or `principals_from_bundle`, not both"));
+        }
+
+        let t = self.upstream_tls;
+        let client_cert = match (t.client_cert_file, t.client_key_file) {
+            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (None, None) => None,
+            (Some(_), None) => return Err(f("upstream_tls.client_key_file", "missing (client_cert_file is set)")),
+            (None, Some(_)) => return Err(f("upstream_tls.client_cert_file", "missing (client_key_file is set)")),
+        };
+        let upstream_tls = UpstreamTls {
+            ca_file: t.ca_file.map(|c| base.join(c)),
+            platform_roots: t.platform_roots.unwrap_or(true),
+            client_cert,
+        };
+        if !upstream_tls.platform_roots && upstream_tls.ca_file.is_none() && upstream.scheme_str() == Some("https") {
+            return Err(f("upstream_tls.ca_file", "missing: with platform_roots off, name the CA to trust"));
+        }
+        let upstream_host = self
+            .upstream_host
+            .map(|h| {
+                h.parse::<http::uri::Authority>()
+                    .ok()
+                    .filter(|a| a.as_str() == h)
+                    .and_then(|_| http::HeaderValue::from_str(&h).ok())
+                    .ok_or_else(|| f("upstream_host", format!("invalid host {h:?} (expected e.g. api.example.com)")))
+            })
+            .transpose()?;
+        let tls = match self.tls {
+            None => None,
+            Some(t) => Some(ListenerTls {
+                cert_file: base
+                    .join(t.cert_file.ok_or_else(|| f("tls.cert_file", "missing (a PEM certificate chain)"))?),
+                key_file: base.join(t.key_file.ok_or_else(|| f("tls.key_file", "missing (a PEM private key)"))?),
+                poll_interval: duration("tls.poll_interval", t.poll_interval.as_deref(), Duration::from_secs(2))?,
+            }),
+        };
+        if tls.as_ref().is_some_and(|t| t.poll_interval < Duration::from_millis(10)) {
+            return Err(f("tls.poll_interval", "at least 10ms"));
+        }
+        let health_path = match self.readiness.health_path {
+            None => None,
+            Some(p) if p.starts_with('/') && p.parse::<http::uri::PathAndQuery>().is_ok() => Some(p),
+            Some(p) => return Err(f("readiness.health_path", format!("invalid path {p:?} (expected e.g. /healthz)"))),
+        };
 
         let l = self.limits;
         let max_header_bytes = l.max_header_bytes.unwrap_or(16 * 1024);
@@ -544,6 +682,11 @@ impl Raw {
             trusted_proxies,
             mode,
             authorize,
+            upstream_tls,
+            upstream_host,
+            tls,
+            health_path,
+            directory,
         })
     }
 }
@@ -586,8 +729,80 @@ impl RawJwt {
             assignments: name("assignments", c.assignments, "assignments")?,
             attributes: name("attributes", c.attributes, "attributes")?,
         };
-        Ok(JwtConfig { issuer, audience, algorithms, keys, leeway, claims })
+        let mut rules = Vec::new();
+        for (i, r) in self.claim_rules.into_iter().enumerate() {
+            for (what, v) in [("claim", &r.claim), ("value", &r.value), ("role", &r.role), ("scope", &r.scope)] {
+                if v.is_empty() {
+                    return Err(f(format!("identity.jwt.claim_rules[{i}].{what}"), "empty"));
+                }
+            }
+            rules.push(ClaimRule {
+                claim: r.claim,
+                value: r.value,
+                assignment: rolescope_engine::Assignment { role: r.role, scope: r.scope, tenants: r.tenants },
+            });
+        }
+        Ok(JwtConfig { issuer, audience, algorithms, keys, leeway, claims, rules })
     }
+}
+
+impl RawDirectory {
+    fn check(self, base: &Path) -> Result<DirectorySource, ConfigError> {
+        let d = DirectorySource {
+            file: self.file.map(|x| base.join(x)),
+            url: self.url.map(|u| http_url("identity.directory.url", &u)).transpose()?,
+            poll_interval: duration(
+                "identity.directory.poll_interval",
+                self.poll_interval.as_deref(),
+                Duration::from_secs(2),
+            )?,
+            watch: self.watch.unwrap_or(true),
+            trusted_keys: self
+                .require_signature
+                .map(|sig| signature_keys("identity.directory", base, &sig))
+                .transpose()?,
+            unlisted: match self.unlisted.as_deref() {
+                None | Some("deny") => Unlisted::Deny,
+                Some("claims") => Unlisted::Claims,
+                Some(other) => {
+                    return Err(f("identity.directory.unlisted", format!("unknown value {other:?} (deny or claims)")));
+                }
+            },
+        };
+        match (&d.file, &d.url) {
+            (Some(_), Some(_)) => Err(f("identity.directory", "give either `file` or `url`, not both")),
+            (None, None) => Err(f("identity.directory", "missing `file` or `url`")),
+            _ if d.poll_interval < Duration::from_millis(10) => {
+                Err(f("identity.directory.poll_interval", "at least 10ms"))
+            }
+            _ => Ok(d),
+        }
+    }
+}
+
+/// The trusted public keys of `<owner>.require_signature` (PEM files).
+fn signature_keys(
+    owner: &str,
+    base: &Path,
+    sig: &RawSignature,
+) -> Result<Vec<rolescope_sign::VerifyingKey>, ConfigError> {
+    if sig.public_keys.is_empty() {
+        return Err(f(
+            format!("{owner}.require_signature.public_keys"),
+            "empty: list the trusted public keys (PEM files)",
+        ));
+    }
+    let mut keys = Vec::new();
+    for (i, k) in sig.public_keys.iter().enumerate() {
+        let field = format!("{owner}.require_signature.public_keys[{i}]");
+        let path = base.join(k);
+        let pem =
+            std::fs::read_to_string(&path).map_err(|e| f(&field, format!("cannot read {}: {e}", path.display())))?;
+        keys.push(
+            rolescope_sign::public_key_from_pem(&pem).map_err(|e| f(&field, format!("{}: {e}", path.display())))?,
+        );
+    }
+    Ok(keys)
 }
 
 /// A field error.
@@ -607,11 +822,14 @@ fn parse_u64(v: &str) -> Result<u64, String> {
     v.parse().map_err(|_| format!("invalid number {v:?}"))
 }
 
-/// An `http://` URL (the gateway speaks plain HTTP to its upstream and bundle server).
+/// An `http://` or `https://` URL (TLS settings: `upstream_tls`).
 fn http_url(field: &str, v: &str) -> Result<Uri, ConfigError> {
     let uri: Uri = v.parse().map_err(|_| ConfigError::field(field, format!("invalid URL {v:?}")))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(ConfigError::field(field, format!("invalid URL {v:?} (expected http://host:port[/path])")));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(ConfigError::field(
+            field,
+            format!("invalid URL {v:?} (expected http://host:port[/path] or https://host[:port][/path])"),
+        ));
     }
     Ok(uri)
 }

@@ -9,26 +9,51 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::State;
 use super::body::{Body, stream};
+use super::config::UpstreamTls;
 use super::pipeline::Exchange;
 use super::reject::{BadRequest, Rejection};
+use super::tls::TlsError;
 
-/// The upstream client: pooled keep-alive connections.
-pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+/// The upstream client: pooled keep-alive connections, `http://` or `https://`.
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-pub(crate) fn client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
+/// A client for `http://` and `https://` URLs: TLS verified against the platform's roots plus
+/// `upstream_tls.ca_file`, SNI from the URL's host, HTTP/1.1; the client certificate is
+/// presented when `with_client_cert` (the upstream client; document fetches go without it).
+pub(crate) fn client(tls: &UpstreamTls, with_client_cert: bool) -> Result<UpstreamClient, TlsError> {
+    let config = super::tls::client_config(tls, with_client_cert)?;
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(1024)
-        .build(connector)
+        .build(connector))
+}
+
+/// Why a request to the upstream failed: a certificate not accepted (either way) is told apart
+/// from an upstream that cannot be reached.
+pub(crate) fn upstream_failure(e: &hyper_util::client::legacy::Error) -> Rejection {
+    if super::tls::is_certificate_error(e) {
+        tracing::warn!(error = %e, "upstream TLS: certificate not accepted; nothing was sent");
+        Rejection::UpstreamCertificate
+    } else {
+        tracing::warn!(error = %e, "upstream request failed");
+        Rejection::UpstreamUnavailable
+    }
 }
 
 /// The prefix of every internal header; clients may not send any.
@@ -135,7 +160,9 @@ pub(crate) async fn forward(
     let trace = traceparent(parts.headers.get(&TRACEPARENT));
     let h = &mut parts.headers;
     strip_headers(h, true);
-    if let Some(authority) = state.upstream.authority()
+    if let Some(host) = &state.config.upstream_host {
+        h.insert(header::HOST, host.clone());
+    } else if let Some(authority) = state.upstream.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())
     {
         h.insert(header::HOST, v);
@@ -173,8 +200,7 @@ pub(crate) async fn forward(
                 }
                 source = s.source();
             }
-            tracing::warn!(error = %e, "upstream request failed");
-            return Err(Rejection::UpstreamUnavailable);
+            return Err(upstream_failure(&e));
         }
         Ok(Ok(res)) => res,
     };

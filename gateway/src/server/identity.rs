@@ -1,6 +1,7 @@
 //! Who is calling: `Authorization: Bearer` JWTs verified with pinned algorithms (`exp`, `nbf`,
 //! `iss`, `aud`), keys from a JWKS by `kid`, claims mapped to an engine principal by
-//! configurable claim names; a cache of verified tokens until they expire.
+//! configurable claim names plus claim-mapping rules (a `groups` value -> a role at a scope);
+//! a cache of verified tokens until they expire.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rolescope_engine::{Assignment, Principal};
 use serde_json::{Map, Value};
 
-use super::config::{ClaimNames, JwtConfig};
+use super::config::{ClaimNames, ClaimRule, JwtConfig};
 use super::reject::TokenError;
 
 /// How many verified tokens are kept (then the expired ones are dropped, or all of them).
@@ -29,6 +30,9 @@ pub(crate) struct Verified {
     pub(crate) principal: Principal,
     /// `exp`, in seconds since the epoch.
     pub(crate) exp: u64,
+    /// The assignments the claim rules granted (also in `principal.assignments`; kept apart so
+    /// a principal directory can add them to its own entry).
+    pub(crate) granted: Vec<Assignment>,
 }
 
 /// One verification key.
@@ -46,6 +50,7 @@ pub(crate) struct Identity {
     /// validation to be of the key's family).
     validations: Vec<(Algorithm, Validation)>,
     claims: ClaimNames,
+    rules: Vec<ClaimRule>,
     keys: ArcSwap<HashMap<String, Key>>,
     cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
 }
@@ -67,7 +72,8 @@ pub(crate) enum KeySetError {
     Empty,
 }
 
-fn next_id() -> u64 {
+/// A process-unique id for a verified (or directory-resolved) principal.
+pub(crate) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -89,6 +95,7 @@ impl Identity {
             algorithms: cfg.algorithms.clone(),
             validations: cfg.algorithms.iter().map(|a| validation(*a)).collect(),
             claims: cfg.claims.clone(),
+            rules: cfg.rules.clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
         }
@@ -168,8 +175,14 @@ impl Identity {
             })?;
         let claims = data.claims;
         let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Invalid)?;
-        let principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Invalid)?;
-        Ok(Verified { id: next_id(), principal, exp })
+        let mut principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Invalid)?;
+        let granted = granted_by_rules(&claims, &self.rules);
+        for a in &granted {
+            if !principal.assignments.contains(a) {
+                principal.assignments.push(a.clone());
+            }
+        }
+        Ok(Verified { id: next_id(), principal, exp, granted })
     }
 }
 
@@ -194,6 +207,23 @@ pub(crate) fn principal_from_claims(claims: &Map<String, Value>, names: &ClaimNa
     Some(Principal { id, status, attributes, assignments })
 }
 
+/// The assignments the claim rules grant: a rule applies when its claim is its value, or a
+/// list holding it (as identity providers send `groups` and `roles`).
+pub(crate) fn granted_by_rules(claims: &Map<String, Value>, rules: &[ClaimRule]) -> Vec<Assignment> {
+    let mut out: Vec<Assignment> = Vec::new();
+    for rule in rules {
+        let holds = match claims.get(&rule.claim) {
+            Some(Value::String(s)) => *s == rule.value,
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(rule.value.as_str())),
+            _ => false,
+        };
+        if holds && !out.contains(&rule.assignment) {
+            out.push(rule.assignment.clone());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -214,6 +244,7 @@ mod tests {
                 assignments: "assignments".into(),
                 attributes: "attributes".into(),
             },
+            rules: Vec::new(),
         }
     }
 

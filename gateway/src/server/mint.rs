@@ -1,11 +1,13 @@
-//! `rolescope-gateway mint`: demo tokens (development only) for the principals a policy suite
-//! files as fixtures, signed with a private key from a file (RS256 or ES256).
+//! `rolescope-gateway mint`: tokens (development and testing) for any principal: one a policy
+//! suite files as a fixture, a subject alone (`sub`, as an identity provider issues it, for a
+//! gateway with a principal directory), or a principal given as JSON; optionally with `groups`
+//! (for claim rules). Signed with a private key from a file (RS256 or ES256).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rolescope_engine::{Policy, Source};
+use rolescope_engine::{Policy, Principal, Source};
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 
@@ -34,13 +36,28 @@ pub enum MintError {
     /// The key cannot sign.
     #[error("key: {0}")]
     Key(String),
+    /// The principal given as JSON is not one.
+    #[error("principal: {0}")]
+    Principal(String),
 }
 
-/// What to mint: [`MintOptions::new`], then the optional settings.
+/// Whom a token is for.
+#[derive(Clone, Debug)]
+enum Whom {
+    /// A principal a suite files (its key there, or its id).
+    Fixture { suite: PathBuf, principal: String },
+    /// A subject alone: the token carries `sub` and no principal claims.
+    Subject(String),
+    /// A principal given whole.
+    Principal(Principal),
+}
+
+/// What to mint: [`MintOptions::new`], [`MintOptions::subject`] or
+/// [`MintOptions::principal_json`], then the optional settings.
 #[derive(Clone, Debug)]
 pub struct MintOptions {
-    suite: PathBuf,
-    principal: String,
+    whom: Whom,
+    groups: Vec<String>,
     key: PathBuf,
     ttl: Duration,
     kid: String,
@@ -55,16 +72,42 @@ impl MintOptions {
     /// key at `key`. Defaults: one hour, kid `demo-rs256` / `demo-es256` by key type, issuer
     /// `rolescope-demo`, audience `rolescope-gateway` (as in `gateway/demo/`).
     pub fn new(suite: impl Into<PathBuf>, principal: impl Into<String>, key: impl Into<PathBuf>) -> Self {
+        Self::with(Whom::Fixture { suite: suite.into(), principal: principal.into() }, key.into())
+    }
+
+    /// A token naming `subject` only (`sub`), as an ordinary identity provider issues it: the
+    /// gateway's principal directory (or claim rules) says who that is.
+    pub fn subject(subject: impl Into<String>, key: impl Into<PathBuf>) -> Self {
+        Self::with(Whom::Subject(subject.into()), key.into())
+    }
+
+    /// A token for the principal `json` describes (`{"id", "status"?, "assignments"?,
+    /// "attributes"?}`; `id` required), its fields as claims.
+    pub fn principal_json(json: &str, key: impl Into<PathBuf>) -> Result<Self, MintError> {
+        let p = Principal::from_json(json.as_bytes()).map_err(|e| MintError::Principal(e.to_string()))?;
+        if p.id.is_empty() {
+            return Err(MintError::Principal("`id` is missing or empty".into()));
+        }
+        Ok(Self::with(Whom::Principal(p), key.into()))
+    }
+
+    fn with(whom: Whom, key: PathBuf) -> Self {
         Self {
-            suite: suite.into(),
-            principal: principal.into(),
-            key: key.into(),
+            whom,
+            groups: Vec::new(),
+            key,
             ttl: Duration::from_secs(3600),
             kid: String::new(),
             issuer: "rolescope-demo".into(),
             audience: "rolescope-gateway".into(),
             algorithm: None,
         }
+    }
+
+    /// A `groups` claim (what claim rules read).
+    pub fn groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
+        self
     }
 
     /// Lifetime of the token.
@@ -136,10 +179,10 @@ fn is_suite(name: &str) -> bool {
     ["_test.yaml", "_test.yml", "_test.json"].iter().any(|s| name.ends_with(s))
 }
 
-/// Mint a token. Development only: the demo keys under `gateway/demo/` are public.
-pub fn mint(opts: &MintOptions) -> Result<String, MintError> {
-    let suite_text = read(&opts.suite)?;
-    let dir = opts.suite.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// The principal a suite files under `principal` (its key there, or its id).
+fn fixture(suite_path: &Path, principal: &str) -> Result<Principal, MintError> {
+    let suite_text = read(suite_path)?;
+    let dir = suite_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let entries = std::fs::read_dir(dir).map_err(|source| MintError::Read { path: dir.into(), source })?;
     let mut names: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -154,20 +197,28 @@ pub fn mint(opts: &MintOptions) -> Result<String, MintError> {
         sources.push(Source::new(p.display().to_string(), read(p)?));
     }
     let policy = Policy::compile(&sources).map_err(|e| MintError::Policy(e.to_string()))?;
-    let suite = Source::new(opts.suite.display().to_string(), suite_text.clone());
+    let suite = Source::new(suite_path.display().to_string(), suite_text.clone());
     let fixtures = policy
         .suite_fixtures(&suite)
         .map_err(|d| MintError::Policy(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-    let head: SuiteHead = if opts.suite.extension().is_some_and(|e| e == "json") {
+    let head: SuiteHead = if suite_path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&suite_text).map_err(|e| MintError::Policy(e.to_string()))?
     } else {
         serde_saphyr::from_str(&suite_text).map_err(|e| MintError::Policy(e.to_string()))?
     };
-    let by_key = head.principals.0.iter().zip(&fixtures.principals).find(|(k, _)| **k == opts.principal);
-    let principal =
-        by_key.map(|(_, p)| p).or_else(|| fixtures.principals.iter().find(|p| p.id == opts.principal)).ok_or_else(
-            || MintError::UnknownPrincipal { principal: opts.principal.clone(), known: head.principals.0.join(", ") },
-        )?;
+    let by_key = head.principals.0.iter().zip(&fixtures.principals).find(|(k, _)| **k == principal);
+    by_key.map(|(_, p)| p).or_else(|| fixtures.principals.iter().find(|p| p.id == principal)).cloned().ok_or_else(
+        || MintError::UnknownPrincipal { principal: principal.to_owned(), known: head.principals.0.join(", ") },
+    )
+}
+
+/// Mint a token. The demo keys under `gateway/demo/` are public: never trust them anywhere.
+pub fn mint(opts: &MintOptions) -> Result<String, MintError> {
+    let principal = match &opts.whom {
+        Whom::Fixture { suite, principal } => Some(fixture(suite, principal)?),
+        Whom::Principal(p) => Some(p.clone()),
+        Whom::Subject(_) => None,
+    };
 
     let pem = std::fs::read(&opts.key).map_err(|source| MintError::Read { path: opts.key.clone(), source })?;
     let (key, alg) = match opts.algorithm {
@@ -194,21 +245,31 @@ pub fn mint(opts: &MintOptions) -> Result<String, MintError> {
         opts.kid.clone()
     });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let subject = match (&opts.whom, &principal) {
+        (Whom::Subject(s), _) => s.clone(),
+        (_, Some(p)) => p.id.clone(),
+        (_, None) => String::new(),
+    };
     let mut claims = serde_json::json!({
         "iss": opts.issuer,
         "aud": opts.audience,
-        "sub": principal.id,
+        "sub": subject,
         "iat": now,
         "nbf": now,
         "exp": now.saturating_add(opts.ttl.as_secs()),
-        "assignments": principal.assignments,
     });
     if let Some(obj) = claims.as_object_mut() {
-        if let Some(status) = &principal.status {
-            obj.insert("status".into(), serde_json::Value::String(status.clone()));
+        if let Some(principal) = &principal {
+            obj.insert("assignments".into(), serde_json::json!(principal.assignments));
+            if let Some(status) = &principal.status {
+                obj.insert("status".into(), serde_json::Value::String(status.clone()));
+            }
+            if !principal.attributes.is_empty() {
+                obj.insert("attributes".into(), serde_json::Value::Object(principal.attributes.clone()));
+            }
         }
-        if !principal.attributes.is_empty() {
-            obj.insert("attributes".into(), serde_json::Value::Object(principal.attributes.clone()));
+        if !opts.groups.is_empty() {
+            obj.insert("groups".into(), serde_json::json!(opts.groups));
         }
     }
     jsonwebtoken::encode(&header, &claims, &key).map_err(|e| MintError::Key(e.to_string()))

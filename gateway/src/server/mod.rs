@@ -11,6 +11,8 @@
 //!   ext_authz gRPC service on its own listener.
 //! - `reject`: the one mapping of every refusal to its status and body.
 //! - `reload`: SIGHUP, file watch and URL polling of the bundle and key set.
+//! - `directory`: the principal directory (subject -> principal), polled like bundles.
+//! - `tls`: the listener's certificate (reloaded on change) and the upstream's TLS client.
 //! - `admin`, `metrics`, `decision_log`: operations.
 
 mod admin;
@@ -19,6 +21,7 @@ mod body;
 mod config;
 mod conn;
 mod decision_log;
+mod directory;
 mod enforce;
 mod ext_authz;
 mod forward;
@@ -29,6 +32,7 @@ mod pipeline;
 mod proxy;
 mod reject;
 mod reload;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,7 +44,8 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -50,6 +55,8 @@ use self::config::Limits;
 pub use self::config::{ConfigError, GatewayConfig};
 use self::conn::{ConnFlags, Tracked};
 use self::decision_log::DecisionLog;
+use self::directory::Directory;
+pub use self::directory::{DirectoryError, sign_directory};
 use self::enforce::Enforcer;
 use self::forward::UpstreamClient;
 use self::identity::Identity;
@@ -57,6 +64,8 @@ use self::metrics::Metrics;
 pub use self::mint::{MintError, MintOptions, mint};
 use self::reject::Rejection;
 use self::reload::Reloader;
+use self::tls::ListenerTlsState;
+pub use self::tls::TlsError;
 use crate::wasm_host::WasmEngine;
 
 mod metrics;
@@ -86,6 +95,9 @@ pub enum StartError {
     /// The decision log cannot be opened.
     #[error("decision_log: {0}")]
     DecisionLog(std::io::Error),
+    /// A certificate, key or CA file (`tls`, `upstream_tls`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// `check-config`: the bundle or key set given in the configuration is refused.
     #[error("{field}: {message}")]
     Document {
@@ -103,7 +115,11 @@ pub(crate) struct State {
     limits: Limits,
     enforcer: Option<Enforcer>,
     identity: Option<Identity>,
+    /// The upstream client (with the client certificate, if any).
     client: UpstreamClient,
+    /// The client for the bundle, key set and directory URLs.
+    fetcher: UpstreamClient,
+    directory: Option<Directory>,
     metrics: Metrics,
     log: DecisionLog,
 }
@@ -167,6 +183,10 @@ impl Gateway {
         let enforcer = engine.map(|e| Enforcer::new(e, config.principals_from_bundle));
         let identity = config.jwt.as_ref().map(Identity::new);
         let log = DecisionLog::start(&config.decision_log).map_err(StartError::DecisionLog)?;
+        let client = forward::client(&config.upstream_tls, true)?;
+        let fetcher = forward::client(&config.upstream_tls, false)?;
+        let listener_tls = config.tls.as_ref().map(ListenerTlsState::new).transpose()?;
+        let directory = config.directory.as_ref().map(Directory::new);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -187,38 +207,55 @@ impl Gateway {
             config,
             enforcer,
             identity,
-            client: forward::client(),
+            client,
+            fetcher,
+            directory,
             metrics: Metrics::default(),
             log,
         });
         let mut reloader = Reloader::new(Arc::clone(&state));
         reloader.tick(true).await;
+        let mut directory_poller = directory::Poller::new(Arc::clone(&state));
+        if let Some(p) = directory_poller.as_mut() {
+            p.tick(true).await;
+        }
         let (stop, stop_rx) = watch::channel(false);
 
         let st = Arc::clone(&state);
         let proxy_task = match state.config.mode {
-            config::Mode::Gateway => {
-                tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
-                    proxy::handle(Arc::clone(&st), req, remote)
-                }))
-            }
-            config::Mode::Authorize => {
-                tokio::spawn(serve(listener, Arc::clone(&state), stop_rx.clone(), move |req, remote| {
-                    authz::handle(Arc::clone(&st), req, remote)
-                }))
-            }
+            config::Mode::Gateway => tokio::spawn(serve(
+                listener,
+                listener_tls.clone(),
+                Arc::clone(&state),
+                stop_rx.clone(),
+                move |req, remote| proxy::handle(Arc::clone(&st), req, remote),
+            )),
+            config::Mode::Authorize => tokio::spawn(serve(
+                listener,
+                listener_tls.clone(),
+                Arc::clone(&state),
+                stop_rx.clone(),
+                move |req, remote| authz::handle(Arc::clone(&st), req, remote),
+            )),
         };
         let mut other_tasks = Vec::new();
         if let Some(l) = grpc_listener {
             other_tasks.push(tokio::spawn(ext_authz::serve(l, Arc::clone(&state), stop_rx.clone())));
         }
         let st = Arc::clone(&state);
-        let admin_task = tokio::spawn(serve(admin_listener, Arc::clone(&state), stop_rx.clone(), move |req, _| {
-            admin::handle(Arc::clone(&st), req)
-        }));
-        let reload_task = tokio::spawn(reloader.run(stop_rx));
-        other_tasks.extend([admin_task, reload_task]);
-        tracing::info!(%listen, %admin, ?grpc, mode = ?state.config.mode, enforce = state.enforcer.is_some(), "rolescope gateway serving");
+        let admin_task =
+            tokio::spawn(serve(admin_listener, None, Arc::clone(&state), stop_rx.clone(), move |req, _| {
+                admin::handle(Arc::clone(&st), req)
+            }));
+        other_tasks.extend([admin_task, tokio::spawn(reloader.run(stop_rx.clone()))]);
+        if let Some(p) = directory_poller {
+            other_tasks.push(tokio::spawn(p.run(stop_rx.clone())));
+        }
+        if let Some(t) = listener_tls {
+            other_tasks.push(tokio::spawn(t.watch(stop_rx)));
+        }
+        let scheme = if state.config.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%listen, %admin, ?grpc, scheme, mode = ?state.config.mode, enforce = state.enforcer.is_some(), "rolescope gateway serving");
         Ok(Self { listen, admin, grpc, state, stop, proxy_task, other_tasks })
     }
 
@@ -265,8 +302,15 @@ impl Gateway {
 }
 
 /// Accept connections on `listener` and serve each with `handler` until `stop`; then drain.
-async fn serve<F, Fut>(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>, handler: F)
-where
+/// Plain TCP speaks HTTP/1.1; with `tls`, the handshake's ALPN picks HTTP/2 (`h2`) or
+/// HTTP/1.1. Any front (the proxy, an authorization-only front, ...) plugs in as `handler`.
+async fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<ListenerTlsState>,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<body::Body>> + Send + 'static,
 {
@@ -289,6 +333,17 @@ where
                     }
                 };
                 let _ = tcp.set_nodelay(true);
+                if let Some(tls) = &tls {
+                    tokio::spawn(serve_tls(
+                        tcp,
+                        remote,
+                        tls.acceptor().clone(),
+                        state.limits.clone(),
+                        graceful.watcher(),
+                        handler.clone(),
+                    ));
+                    continue;
+                }
                 // A second descriptor of the socket, to answer 408 after hyper gave up on it.
                 let (tcp, spare) = match tcp.into_std() {
                     Ok(std) => {
@@ -302,15 +357,7 @@ where
                 };
                 let flags = Arc::new(ConnFlags::default());
                 let io = Tracked::new(tcp, Arc::clone(&flags), state.limits.max_header_bytes);
-                let handler = handler.clone();
-                let seen = Arc::clone(&flags);
-                let service = service_fn(move |mut req: Request<Incoming>| {
-                    if let Some(finding) = seen.take_finding() {
-                        req.extensions_mut().insert(finding);
-                    }
-                    let fut = handler(req, remote);
-                    async move { Ok::<_, Infallible>(fut.await) }
-                });
+                let service = service(handler.clone(), remote, Some(Arc::clone(&flags)));
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -330,6 +377,89 @@ where
     let grace = state.limits.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// The service of one connection: the head findings of `conn.rs` (when tracked) attached to
+/// each request, then `handler`. An HTTP/2 request names its host in `:authority` only; it is
+/// given the `Host` header an HTTP/1.1 request carries, so every check and the upstream see
+/// one shape of request.
+fn service<F, Fut>(
+    handler: F,
+    remote: SocketAddr,
+    flags: Option<Arc<ConnFlags>>,
+) -> impl hyper::service::Service<Request<Incoming>, Response = Response<body::Body>, Error = Infallible, Future: Send> + Clone
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<body::Body>> + Send + 'static,
+{
+    service_fn(move |mut req: Request<Incoming>| {
+        if let Some(finding) = flags.as_ref().and_then(|f| f.take_finding()) {
+            req.extensions_mut().insert(finding);
+        }
+        if req.version() == http::Version::HTTP_2
+            && !req.headers().contains_key(http::header::HOST)
+            && let Some(v) = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+        let fut = handler(req, remote);
+        async move { Ok::<_, Infallible>(fut.await) }
+    })
+}
+
+/// One TLS connection: the handshake (within `limits.header_timeout`), then HTTP/2 when ALPN
+/// chose `h2`, else HTTP/1.1 on the plaintext side wrapped in `Tracked` (the same head checks
+/// as plain connections; HTTP/2 frames are binary, so `Tracked` does not read them: hyper's h2
+/// refuses connection-specific framing headers itself).
+async fn serve_tls<F, Fut>(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    limits: Limits,
+    graceful: hyper_util::server::graceful::Watcher,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<body::Body>> + Send + 'static,
+{
+    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %remote, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TLS handshake timed out");
+            return;
+        }
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    let result = if h2 {
+        let builder = builder.http2_only();
+        let service = service(handler, remote, None);
+        graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+    } else {
+        let builder = builder.http1_only();
+        let flags = Arc::new(ConnFlags::default());
+        let io = Tracked::new(stream, Arc::clone(&flags), limits.max_header_bytes);
+        let service = service(handler, remote, Some(flags));
+        graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "TLS connection ended with an error");
     }
 }
 
@@ -366,6 +496,23 @@ pub fn check_config(config: &GatewayConfig) -> Result<String, StartError> {
         }
     } else {
         summary.push_str("; enforcement OFF (passthrough)");
+    }
+    forward::client(&config.upstream_tls, true)?;
+    if let Some(t) = &config.tls {
+        ListenerTlsState::new(t)?;
+        summary.push_str("; TLS listener (h2, http/1.1)");
+    }
+    if let Some(d) = &config.directory
+        && let Some(path) = &d.file
+    {
+        let bytes = std::fs::read(path).map_err(|e| StartError::Document {
+            field: "identity.directory.file",
+            message: format!("{}: {e}", path.display()),
+        })?;
+        let n = directory::parse(&bytes, d.trusted_keys.as_deref())
+            .map_err(|message| StartError::Document { field: "identity.directory.file", message })?
+            .len();
+        summary.push_str(&format!("; directory of {n} principal(s)"));
     }
     if let Some(jwt) = &config.jwt
         && let config::KeySource::File(path) = &jwt.keys

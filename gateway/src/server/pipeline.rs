@@ -71,6 +71,20 @@ fn authorize(
             return Err(rejection);
         }
     };
+    // The principal directory (when configured) describes the subject the token names.
+    let who = match (who, &state.directory) {
+        (Some(w), Some(directory)) => {
+            let subject = w.principal.id.clone();
+            match directory.resolve(w) {
+                Ok(w) => Some(w),
+                Err(rejection) => {
+                    log_decision(state, ex, req.method, Some(&subject), None, rejection.reason());
+                    return Err(rejection);
+                }
+            }
+        }
+        (who, _) => who,
+    };
     let headers: Vec<(&str, &str)> =
         req.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
     let query = HttpQuery { method: req.method, target: req.target, headers: &headers };

@@ -91,6 +91,8 @@ pub(crate) enum Unavailable {
     NoPolicy,
     /// The engine failed: a trap, a timeout, out of memory, an answer out of contract.
     EngineFault,
+    /// A principal directory is configured and none has loaded yet.
+    NoDirectory,
 }
 
 /// Every way a request ends without being forwarded (or when forwarding fails).
@@ -109,6 +111,10 @@ pub(crate) enum Rejection {
     Unavailable(Unavailable),
     /// The upstream cannot be reached or failed before answering.
     UpstreamUnavailable,
+    /// A certificate was not accepted on the TLS connection to the upstream (the upstream's
+    /// does not verify for its name, or the upstream refused the gateway's client certificate):
+    /// nothing was sent.
+    UpstreamCertificate,
     /// The upstream did not answer within `limits.upstream_timeout`.
     UpstreamTimeout,
     /// The request head did not arrive within `limits.header_timeout` (written on the raw
@@ -138,7 +144,11 @@ impl Rejection {
             Rejection::Unavailable(Unavailable::EngineFault) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "engine_fault")
             }
+            Rejection::Unavailable(Unavailable::NoDirectory) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "no_directory")
+            }
             Rejection::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "bad_gateway", "upstream_unavailable"),
+            Rejection::UpstreamCertificate => (StatusCode::BAD_GATEWAY, "bad_gateway", "upstream_certificate"),
             Rejection::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream_timeout"),
             Rejection::HeaderTimeout => (StatusCode::REQUEST_TIMEOUT, "bad_request", "header_timeout"),
             Rejection::UntrustedProxy => (StatusCode::FORBIDDEN, "forbidden", "untrusted_proxy"),
@@ -229,7 +239,9 @@ mod tests {
             (Rejection::BodyTooLarge, 413, "payload_too_large", "body_too_large"),
             (Rejection::Unavailable(Unavailable::NoPolicy), 503, "unavailable", "no_policy"),
             (Rejection::Unavailable(Unavailable::EngineFault), 503, "unavailable", "engine_fault"),
+            (Rejection::Unavailable(Unavailable::NoDirectory), 503, "unavailable", "no_directory"),
             (Rejection::UpstreamUnavailable, 502, "bad_gateway", "upstream_unavailable"),
+            (Rejection::UpstreamCertificate, 502, "bad_gateway", "upstream_certificate"),
             (Rejection::UpstreamTimeout, 504, "gateway_timeout", "upstream_timeout"),
             (Rejection::UntrustedProxy, 403, "forbidden", "untrusted_proxy"),
             (Rejection::BadRequest(BadRequest::MissingOriginal), 400, "bad_request", "missing_original_request"),

@@ -103,7 +103,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Reload state of one document source.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// mtime and size at the last look (files).
     stamp: Option<(SystemTime, u64)>,
     /// Hash of the last content tried (loaded or refused): the same bytes are not tried again.
@@ -114,7 +114,7 @@ struct Seen {
 impl Seen {
     /// New content of a file (its stamp changed, or `force`, and its hash is new), with its
     /// name.
-    async fn file(&mut self, path: &Path, force: bool, what: &str) -> Option<(Bytes, String)> {
+    pub(crate) async fn file(&mut self, path: &Path, force: bool, what: &str) -> Option<(Bytes, String)> {
         let now = stamp(path);
         if !force && now == self.stamp {
             return None;
@@ -130,7 +130,13 @@ impl Seen {
     }
 
     /// New content behind a URL (conditional GET unless `force`), with the URL.
-    async fn url(&mut self, client: &UpstreamClient, uri: &Uri, force: bool, what: &str) -> Option<(Bytes, String)> {
+    pub(crate) async fn url(
+        &mut self,
+        client: &UpstreamClient,
+        uri: &Uri,
+        force: bool,
+        what: &str,
+    ) -> Option<(Bytes, String)> {
         match fetch(client, uri, self.etag.as_deref().filter(|_| !force)).await {
             Ok(Fetched::NotModified) => None,
             Ok(Fetched::Body { bytes, etag }) => {
@@ -210,6 +216,39 @@ fn load_keys(state: &State, bytes: &[u8], origin: &str) {
     }
 }
 
+/// A poller's clock: the first tick one `period` from now; late ticks are not made up for.
+pub(crate) fn poll_ticker(period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.reset();
+    ticker
+}
+
+/// SIGHUP, for each poller that reloads on it (never, where there are no signals).
+pub(crate) struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// The next SIGHUP.
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Where the policy and keys come from, and what was last seen of each.
 pub(crate) struct Reloader {
     state: Arc<State>,
@@ -244,7 +283,7 @@ impl Reloader {
         let watch = force || self.watch;
         let keys = match self.keys.clone() {
             Some(KeySource::File(path)) if watch => self.key_seen.file(&path, force, "key set").await,
-            Some(KeySource::Url(uri)) => self.key_seen.url(&self.state.client, &uri, force, "key set").await,
+            Some(KeySource::Url(uri)) => self.key_seen.url(&self.state.fetcher, &uri, force, "key set").await,
             _ => None,
         };
         if let Some((bytes, origin)) = keys {
@@ -255,7 +294,7 @@ impl Reloader {
         }
         let bundle = match (self.bundle_file.clone(), self.bundle_url.clone()) {
             (Some(path), _) if watch => self.bundle.file(&path, force, "policy bundle").await,
-            (_, Some(uri)) => self.bundle.url(&self.state.client, &uri, force, "policy bundle").await,
+            (_, Some(uri)) => self.bundle.url(&self.state.fetcher, &uri, force, "policy bundle").await,
             _ => None,
         };
         if let Some((bytes, origin)) = bundle {
@@ -266,21 +305,10 @@ impl Reloader {
     /// Poll (file watch, URL), and reload on SIGHUP, until `stop` turns true.
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let polling = self.bundle_url.is_some() || self.watch || matches!(self.keys, Some(KeySource::Url(_)));
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.reset();
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut ticker = poll_ticker(self.interval);
+        let mut hangups = Hangups::new();
         loop {
-            #[cfg(unix)]
-            let hangup = async {
-                match hup.as_mut() {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let hangup = std::future::pending::<Option<()>>();
+            let hangup = hangups.recv();
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = ticker.tick(), if polling => self.tick(false).await,

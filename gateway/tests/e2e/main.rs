@@ -12,6 +12,7 @@
 
 mod attacks;
 mod authz;
+mod directory;
 mod ext_authz;
 mod matrix;
 #[expect(dead_code, reason = "shared with the host tests, which use the rest of it")]
@@ -23,3 +24,4 @@ mod reload;
 mod scale;
 mod soak;
 mod support;
+mod tls;

@@ -42,6 +42,7 @@ fn not_ready_while_the_upstream_is_down() {
     support::publish(&bundle, &support::folder("juniper-mist-msp").bundle);
     let mut config = GatewayConfig::new(&upstream, Source::File(bundle, true));
     config.upstream = format!("http://{dead}");
+    config.extra.push_str("readiness: { health_path: /__health }\n");
     let gw = support::Gateway::start(&config);
     // give it time to load the policy: readiness must stay 503 because the upstream is down
     std::thread::sleep(Duration::from_secs(2));
@@ -50,6 +51,32 @@ fn not_ready_while_the_upstream_is_down() {
     let r = gw.send("GET", "/api/v1/orgs/o1/devices/ap-11", &[("authorization", &tokens::bearer(&su))]);
     assert_eq!(r.status, 502, "an allowed request to a dead upstream: {}", r.summary());
     assert_eq!(r.reason(), "upstream_unavailable");
+}
+
+/// In front of an API without a special health path, the gateway is ready once its policy has
+/// loaded: the upstream is not asked (here it is not even running).
+#[test]
+fn ready_without_an_upstream_health_path() {
+    let upstream = Upstream::start();
+    let dead = support::free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    let mut config = GatewayConfig::new(&upstream, Source::File(bundle.clone(), true));
+    config.upstream = format!("http://{dead}/base");
+    let mut gw = support::Gateway::start(&config);
+    let r = http::get(gw.admin, "/readyz");
+    assert_eq!((r.status, r.json()["detail"].as_str()), (503, Some("no policy loaded")), "{}", r.summary());
+    support::publish(&bundle, &support::folder("juniper-mist-msp").bundle);
+    gw.wait_for(|g| http::try_status(g.admin, "/readyz") == 200, "readyz without a health path");
+    let r = http::get(gw.admin, "/readyz");
+    assert_eq!(r.json()["ready"], true, "{}", r.summary());
+    assert_eq!(r.json()["revision"].as_str(), Some(support::policy("juniper-mist-msp").revision()));
+    // the health path, when set, is asked on the upstream (below its base path)
+    let mut config = GatewayConfig::new(&upstream, Source::File(bundle, true));
+    config.extra.push_str("readiness: { health_path: /__health }\n");
+    let gw = support::Gateway::start(&config);
+    let mut gw = gw;
+    gw.wait_for(|g| http::try_status(g.admin, "/readyz") == 200, "readyz with the demo's health path");
 }
 
 /// Write `yaml` as a config and run `serve` and `check-config` on it: both must fail, naming

@@ -54,8 +54,21 @@ fn every_error_names_its_field() {
             "identity.jwt.algorithms: unknown algorithm",
         ),
         (
-            "identity: { jwt: { issuer: i, audience: a, jwks_url: \"https://idp/keys\" } }",
+            "identity: { jwt: { issuer: i, audience: a, jwks_url: \"ftp://idp/keys\" } }",
             "identity.jwt.jwks_url: invalid URL",
+        ),
+        ("tls: { cert_file: c.pem }", "tls.key_file: missing"),
+        ("upstream_tls: { client_cert_file: c.pem }", "upstream_tls.client_key_file: missing"),
+        ("readiness: { health_path: healthz }", "readiness.health_path: invalid path"),
+        ("upstream_host: \"a b\"", "upstream_host: invalid host"),
+        (
+            "identity: { directory: { file: d.json, url: \"https://d/p.json\" } }",
+            "identity.directory: give either `file` or `url`",
+        ),
+        ("identity: { directory: { file: d.json, unlisted: allow } }", "identity.directory.unlisted: unknown value"),
+        (
+            "identity: { jwt: { issuer: i, audience: a, jwks_file: k, claim_rules: [{ claim: groups, value: g, role: \"\", scope: s }] } }",
+            "identity.jwt.claim_rules[0].role: empty",
         ),
     ];
     for (extra, want) in cases {
@@ -76,8 +89,10 @@ fn unknown_fields_and_missing_upstream_are_refused() {
     assert!(err.contains("max_body"), "{err}");
     let err = parse("policy: { file: b }\n").unwrap_err();
     assert!(err.starts_with("upstream: missing"), "{err}");
-    let err = parse("upstream: https://api.example:443\npolicy: { file: b }\n").unwrap_err();
+    let err = parse("upstream: ftp://api.example:443\npolicy: { file: b }\n").unwrap_err();
     assert!(err.starts_with("upstream: invalid URL"), "{err}");
+    // HTTPS upstreams (verified against the platform's roots, or `upstream_tls.ca_file`)
+    assert!(parse("upstream: https://api.example\npolicy: { file: b }\n").is_ok());
     let err = parse("upstream: http://127.0.0.1:1\n").unwrap_err();
     assert!(err.starts_with("policy: missing"), "{err}");
     // passthrough needs no policy

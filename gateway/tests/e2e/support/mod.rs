@@ -3,6 +3,7 @@
 //! the seed policies' bundles and principals, signed tokens, and a raw HTTP client.
 
 pub(crate) mod http;
+pub(crate) mod tls;
 pub(crate) mod tokens;
 
 use std::fmt::Write as _;
@@ -154,11 +155,14 @@ pub(crate) struct GatewayConfig {
     pub(crate) enforce: bool,
     /// Extra top-level YAML appended verbatim (e.g. `limits:`).
     pub(crate) extra: String,
+    /// YAML appended right after the `identity.jwt` block (4 spaces: more `jwt` fields; 2
+    /// spaces: more `identity` fields).
+    pub(crate) identity_extra: String,
 }
 
 impl GatewayConfig {
     pub(crate) fn new(upstream: &Upstream, source: Source) -> Self {
-        Self { upstream: upstream.url(), source, enforce: true, extra: String::new() }
+        Self { upstream: upstream.url(), source, enforce: true, extra: String::new(), identity_extra: String::new() }
     }
 
     fn yaml(&self, listen: SocketAddr, admin: SocketAddr, dir: &Path) -> String {
@@ -180,6 +184,7 @@ impl GatewayConfig {
             tokens::jwks_file().display()
         )
         .unwrap();
+        y.push_str(&self.identity_extra);
         writeln!(y, "decision_log: {{ sink: file, path: {} }}", dir.join("decisions.jsonl").display()).unwrap();
         y.push_str(&self.extra);
         y
