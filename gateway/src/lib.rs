@@ -6,7 +6,7 @@ mod server;
 pub mod wasm_host;
 
 pub use server::{
-    ConfigError, DirectoryError, Gateway, GatewayConfig, MintError, MintOptions, StartError, TlsError, check_config,
-    mint, sign_directory,
+    ConfigError, DirectoryError, Gateway, GatewayConfig, MintError, MintOptions, PrincipalDirectory, StartError,
+    TlsError, check_config, mint, sign_directory,
 };
 pub use wasm_host::{Config, Decision, Error, ErrorKind, Handle, Host, HttpVerdict, Query, Revision, WasmEngine};

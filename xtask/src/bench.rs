@@ -10,6 +10,7 @@
 //! | native | in `bench/peers` (a workspace of its own): `cargo bench --bench peers`, then its `peers-report` binary (also `growth.svg`) |
 //! | node, size | `node bench/js/peers.mjs` |
 //! | gateway | `scripts/bench-gateway.sh` |
+//! | directory | `cargo bench -p rolescope-gateway --profile release --bench directory` (the principal directory at 100,000 principals) |
 //!
 //! This task runs them in that order on one machine, then writes the report: the machine and
 //! every version at the top, a table of every goal, then the fragments. A part that fails is
@@ -37,7 +38,7 @@ struct Options {
     report_only: bool,
 }
 
-const PARTS: [&str; 3] = ["native", "node", "gateway"];
+const PARTS: [&str; 4] = ["native", "node", "gateway", "directory"];
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options::default();
@@ -57,7 +58,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             other => {
                 return Err(fail(format!(
-                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway] [--report-only])"
+                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway,directory] [--report-only])"
                 )));
             }
         }
@@ -118,6 +119,27 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         let r =
             run(Command::new("bash").current_dir(root).args(["scripts/bench-gateway.sh", "--out", &out_s]).args(quick));
         record(&mut failures, "gateway", r);
+        done(t);
+    }
+    if wanted("directory") {
+        let t = step("directory: a 100,000-principal directory's load time and memory");
+        // the release profile: shares its build with the gateway part's binary
+        let r = run(cargo()
+            .current_dir(root)
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "rolescope-gateway",
+                "--profile",
+                "release",
+                "--bench",
+                "directory",
+                "--",
+            ])
+            .args(["--out", &out_s])
+            .args(quick));
+        record(&mut failures, "directory", r);
         done(t);
     }
 
@@ -290,7 +312,7 @@ fn cell(s: &str) -> String {
 
 fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[(String, String)]) -> Result<String> {
     // fragment files in report order: each part, then the size part the node program writes
-    let order = ["native", "node", "size", "gateway"];
+    let order = ["native", "node", "size", "gateway", "directory"];
     let mut summaries: Vec<(&str, Value)> = Vec::new();
     for part in order {
         if let Some(v) = summary(out, part)? {

@@ -99,7 +99,37 @@ pub(crate) fn parse(
 /// A verified token resolved against one directory generation (`None`: not listed, denied).
 type Resolved = (u64, Option<Arc<Verified>>);
 
-/// A directory that cannot be signed.
+/// A principal directory read and checked as the gateway reads it (for tools and benchmarks:
+/// the gateway's own poller loads directories itself).
+#[derive(Debug)]
+pub struct PrincipalDirectory {
+    principals: HashMap<String, Principal>,
+}
+
+impl PrincipalDirectory {
+    /// Read a `rolescope-directory/1` document (its signature verified first when `trusted`
+    /// keys are given), as the gateway does before swapping it in.
+    pub fn from_json(bytes: &[u8], trusted: Option<&[rolescope_sign::VerifyingKey]>) -> Result<Self, DirectoryError> {
+        parse(bytes, trusted).map(|principals| Self { principals }).map_err(DirectoryError)
+    }
+
+    /// How many principals it lists.
+    pub fn len(&self) -> usize {
+        self.principals.len()
+    }
+
+    /// Whether it lists none.
+    pub fn is_empty(&self) -> bool {
+        self.principals.is_empty()
+    }
+
+    /// The entry for `subject`.
+    pub fn get(&self, subject: &str) -> Option<&Principal> {
+        self.principals.get(subject)
+    }
+}
+
+/// A directory that cannot be read or signed.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DirectoryError(String);

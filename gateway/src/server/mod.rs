@@ -56,7 +56,7 @@ pub use self::config::{ConfigError, GatewayConfig};
 use self::conn::{ConnFlags, Tracked};
 use self::decision_log::DecisionLog;
 use self::directory::Directory;
-pub use self::directory::{DirectoryError, sign_directory};
+pub use self::directory::{DirectoryError, PrincipalDirectory, sign_directory};
 use self::enforce::Enforcer;
 use self::forward::UpstreamClient;
 use self::identity::Identity;
