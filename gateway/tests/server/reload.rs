@@ -256,3 +256,48 @@ async fn signature_requirement(source: Source) {
     assert!(swapped, "revision still {:?}", gw.revision());
     gw.shutdown().await;
 }
+
+/// The principal directory behind a URL: not ready (503 `no_directory`) until one is served,
+/// then polled with `If-None-Match`; a suspension served there denies within a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_url_is_polled_with_etags_and_a_suspension_applies() {
+    let upstream = Upstream::start().await;
+    let server = BundleServer::start().await;
+    let s = Setup::new();
+    let extra = format!("  directory: {{ url: \"{}\", poll_interval: 50ms }}\n", server.url());
+    let gw = start(s.enforcing(upstream.addr, &extra)).await;
+    let tok = token("na_o1");
+    let target = "/api/v1/orgs/o1/devices";
+    let a = get_as(gw.local_addr(), target, &tok).await;
+    assert_eq!((a.status, a.reason().as_str()), (503, "no_directory"));
+    assert_eq!(admin(&gw, "/readyz").await.status, 503);
+
+    let directory = |status: &str| {
+        serde_json::json!({ "format": "rolescope-directory/1", "principals": [{
+            "id": "na_o1", "status": status,
+            "assignments": [{ "role": "network_admin", "scope": "msp:mist", "tenants": ["org:o1"] }],
+        }] })
+        .to_string()
+    };
+    server.publish("d1", &directory("active"));
+    let allowed =
+        eventually(Duration::from_secs(5), async || get_as(gw.local_addr(), target, &tok).await.status == 200).await;
+    assert!(allowed, "the directory's principal is allowed");
+    assert_eq!(admin(&gw, "/readyz").await.status, 200);
+    let conditional =
+        eventually(Duration::from_secs(5), async || server.not_modified.load(Ordering::Relaxed) >= 2).await;
+    assert!(conditional, "no If-None-Match polls");
+
+    server.publish("d2", &directory("suspended"));
+    let denied = eventually(Duration::from_secs(5), async || {
+        let a = get_as(gw.local_addr(), target, &tok).await;
+        (a.status, a.reason().as_str()) == (403, "principal_inactive")
+    })
+    .await;
+    assert!(denied, "the suspension served by URL applies");
+    upstream.clear();
+    let a = get_as(gw.local_addr(), target, &tok).await;
+    assert_eq!((a.status, a.reason().as_str()), (403, "principal_inactive"));
+    assert!(upstream.seen().is_empty(), "a suspended principal's request reached the upstream");
+    gw.shutdown().await;
+}
