@@ -44,23 +44,21 @@ step "policy: check, test, bundle"
 "$bin/rolescope" test "policies/$policy"
 "$bin/rolescope" build "policies/$policy" -o "$demo/$policy.bundle.json"
 
-cat >"$demo/gateway.yaml" <<EOF
-# written by scripts/demo.sh (DEMO ONLY keys)
-listen: 127.0.0.1:$gw_port
-admin_listen: 127.0.0.1:$admin_port
-upstream: http://127.0.0.1:$up_port
-module: $target_dir/wasm/rolescope.wasm
-enforce: true
-policy: { file: $demo/$policy.bundle.json, poll_interval: 1s, watch: true }
-identity:
-  jwt:
-    issuer: rolescope-demo
-    audience: rolescope-gateway
-    algorithms: [RS256]
-    jwks_file: $root/gateway/demo/keys/jwks.json
-    leeway: 30s
-decision_log: { sink: file, path: $demo/decisions.jsonl }
-EOF
+# The gateway runs on the one demo configuration, gateway/demo/gateway.yaml (its identity
+# section is the demo's only token-verifier setting; the browser test starts its gateway from
+# the same file), with this run's ports, module, bundle and decision log set by the gateway's
+# own environment overrides.
+gw_env=(
+  ROLESCOPE_GATEWAY_LISTEN="127.0.0.1:$gw_port"
+  ROLESCOPE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$admin_port"
+  ROLESCOPE_GATEWAY_UPSTREAM="http://127.0.0.1:$up_port"
+  ROLESCOPE_GATEWAY_MODULE="$target_dir/wasm/rolescope.wasm"
+  ROLESCOPE_GATEWAY_POLICY_FILE="$demo/$policy.bundle.json"
+  ROLESCOPE_GATEWAY_DECISION_LOG=file
+  ROLESCOPE_GATEWAY_DECISION_LOG_PATH="$demo/decisions.jsonl"
+)
+# The one demo signer: the gateway's demo command and the console both mint with it.
+demo_key=gateway/demo/keys/demo-es256.pem
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -79,12 +77,12 @@ step "start: demo MSP API on 127.0.0.1:$up_port, gateway on 127.0.0.1:$gw_port (
 "$bin/rolescope-demo-upstream" --listen "127.0.0.1:$up_port" >"$demo/upstream.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$up_port/__health" "the demo upstream"
-"$bin/rolescope-gateway" serve --config "$demo/gateway.yaml" >"$demo/gateway.log" 2>&1 &
+env "${gw_env[@]}" "$bin/rolescope-gateway" serve --config gateway/demo/gateway.yaml >"$demo/gateway.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$admin_port/readyz" "the gateway"
 
 mint() {
-  "$bin/rolescope-gateway" mint --suite "$suite" --principal "$1" --key gateway/demo/keys/demo-rs256.pem --ttl 8h
+  "$bin/rolescope-gateway" mint --suite "$suite" --principal "$1" --key "$demo_key" --ttl 8h
 }
 NA_O1=$(mint na_o1)
 SU_SUSPENDED=$(mint su_suspended)
@@ -92,7 +90,7 @@ SU=$(mint su)
 
 step "console: the admin page on 127.0.0.1:$console_port"
 ROLESCOPE_BIN_DIR=$bin ROLESCOPE_CLI=$bin/rolescope node web/serve.mjs --policy "$policy" \
-  --bundle "$demo/$policy.bundle.json" --gateway "http://127.0.0.1:$gw_port" --port "$console_port" \
+  --bundle "$demo/$policy.bundle.json" --gateway "http://127.0.0.1:$gw_port" --port "$console_port" --key "$demo_key" \
   >"$demo/console.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$console_port/" "the console"
@@ -126,6 +124,14 @@ for c in "${checks[@]}"; do
   if [ "$got" != "$want" ] && ! { [ "$want" = 200 ] && [ "${got:0:1}" = 2 ]; }; then mark="UNEXPECTED (wanted $want)"; failed=1; fi
   printf '\n  # %s  -> %s %s\n  %s\n    %s\n' "$what" "$got" "$mark" "$line" "$body"
 done
+
+# The console's own demo tokens, through the console's /api/ (what a click sends): 200.
+console_token=$(curl -fsS "http://127.0.0.1:$console_port/tokens.json" |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).find(t=>t.key==="na_o1").token))')
+got=$(curl -s -o "$demo/last.json" -w '%{http_code}' -H "Authorization: Bearer $console_token" \
+  "http://127.0.0.1:$console_port/api/v1/orgs/o1/devices")
+printf '\n  # a console button (na_o1 lists o1'"'"'s devices, the console'"'"'s token, via its /api/)  -> %s\n' "$got"
+if [ "$got" != 200 ]; then echo "demo: the console's token was refused: $(head -c 200 "$demo/last.json")" >&2; failed=1; fi
 
 printf '\n  console (pick a user and a tenant; hidden buttons say why): http://127.0.0.1:%s/\n' "$console_port"
 printf '  metrics: http://127.0.0.1:%s/metrics   decision log: %s\n' "$admin_port" "$demo/decisions.jsonl"

@@ -204,31 +204,32 @@ export async function startUpstream() {
   };
 }
 
-/** The gateway for one bundle on free ports: `{url, admin, stop}`. */
-export async function startGateway(bundle, upstream) {
+/** The demo's one gateway configuration (its identity section is what the demo's tokens must pass). */
+export const demoConfig = join(root, "gateway", "demo", "gateway.yaml");
+
+/**
+ * The gateway for one bundle on free ports, on the demo configuration (gateway/demo/gateway.yaml,
+ * as scripts/demo.sh runs it) with this run's ports, module, bundle and decision log set by the
+ * gateway's environment overrides: `{url, admin, stop, decisions}` (`decisions`: the decision
+ * log file, when `log` is true).
+ */
+export async function startGateway(bundle, upstream, { log = false, env = {} } = {}) {
   const [port, admin] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), "rolescope-gw-"));
-  const config = join(dir, "gateway.yaml");
-  const module = join(targetDir, "wasm", "rolescope.wasm");
-  writeFileSync(
-    config,
-    [
-      `listen: 127.0.0.1:${port}`,
-      `admin_listen: 127.0.0.1:${admin}`,
-      `upstream: ${upstream}`,
-      `module: ${JSON.stringify(module)}`,
-      `policy: { file: ${JSON.stringify(bundle)}, watch: false }`,
-      "identity:",
-      "  jwt:",
-      `    issuer: ${ISSUER}`,
-      `    audience: ${AUDIENCE}`,
-      "    algorithms: [RS256, ES256]",
-      `    jwks_file: ${JSON.stringify(join(keysDir, "jwks.json"))}`,
-      "decision_log: { sink: off }",
-      "",
-    ].join("\n"),
-  );
-  const p = start(gatewayBin(), ["serve", "--config", config], { log: join(dir, "gateway.log") });
+  const decisions = join(dir, "decisions.jsonl");
+  const p = start(gatewayBin(), ["serve", "--config", demoConfig], {
+    log: join(dir, "gateway.log"),
+    env: {
+      ROLESCOPE_GATEWAY_LISTEN: `127.0.0.1:${port}`,
+      ROLESCOPE_GATEWAY_ADMIN_LISTEN: `127.0.0.1:${admin}`,
+      ROLESCOPE_GATEWAY_UPSTREAM: upstream,
+      ROLESCOPE_GATEWAY_MODULE: join(targetDir, "wasm", "rolescope.wasm"),
+      ROLESCOPE_GATEWAY_POLICY_FILE: bundle,
+      ROLESCOPE_GATEWAY_POLICY_WATCH: "false",
+      ...(log ? { ROLESCOPE_GATEWAY_DECISION_LOG: "file", ROLESCOPE_GATEWAY_DECISION_LOG_PATH: decisions } : { ROLESCOPE_GATEWAY_DECISION_LOG: "off" }),
+      ...env,
+    },
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(`http://127.0.0.1:${admin}/livez`, 240000, `the gateway (${gatewayBin()})`);
@@ -236,7 +237,7 @@ export async function startGateway(bundle, upstream) {
     await p.stop();
     throw new Error(`${e.message}\n${p.output().slice(-3000)}`);
   }
-  return { ...p, url, admin: `http://127.0.0.1:${admin}`, config };
+  return { ...p, url, admin: `http://127.0.0.1:${admin}`, config: demoConfig, decisions };
 }
 
 /**

@@ -782,7 +782,12 @@ impl Policy {
             });
         }
         let who = p.map(|p| p.id.to_string()).unwrap_or_else(|| "principal".into());
-        let what = format!("`{action}` on {} `{}` at `{}`", res.kind, res.id, res.scope);
+        // A question about a kind (no id, as the UI asks) names no resource.
+        let what = if res.id.is_empty() {
+            format!("`{action}` on a {} at `{}`", res.kind, res.scope)
+        } else {
+            format!("`{action}` on {} `{}` at `{}`", res.kind, res.id, res.scope)
+        };
         let explanation = match d.reason {
             Reason::Allowed => match matched.first() {
                 Some(m) => format!(

@@ -79,6 +79,19 @@ fn check_report_and_explain_agree() {
 }
 
 #[test]
+fn explanations_name_no_resource_when_the_question_has_no_id() {
+    let pol = policy();
+    let mut req = request(principal("t", &[("tech", "msp:a/org:o1")]), "delete", "msp:a/org:o2", None);
+    req.resource.id = String::new();
+    let text = pol.check_report(&req).explanation;
+    assert!(!text.contains("``"), "{text}");
+    assert!(text.contains("`delete` on a device at `msp:a/org:o2`"), "{text}");
+    req.resource.id = "d7".into();
+    let text = pol.check_report(&req).explanation;
+    assert!(text.contains("`delete` on device `d7` at `msp:a/org:o2`"), "{text}");
+}
+
+#[test]
 fn prepared_fast_path_matches_check() {
     let pol = policy();
     let p = pol.prepare_principal(&principal("t", &[("tech", "msp:a/org:o1")])).expect("principal");

@@ -485,14 +485,20 @@ pub fn check_config(config: &GatewayConfig) -> Result<String, StartError> {
                 field: "policy.file",
                 message: format!("{}: {e}", path.display()),
             })?;
+            // verified exactly as `serve` verifies every bundle it loads
+            let json = reload::verified_bundle(&config.policy, &text)
+                .map_err(|message| StartError::Document { field: "policy.file", message })?;
             let revision = engine
-                .load(&text)
+                .load(&json)
                 .map_err(|e| StartError::Document { field: "policy.file", message: e.to_string() })?;
             if config.principals_from_bundle {
-                reload::filed_principals(&text)
+                reload::filed_principals(&json)
                     .map_err(|message| StartError::Document { field: "policy.file", message })?;
             }
             summary.push_str(&format!("; bundle revision {revision}"));
+            if config.policy.trusted_keys.is_some() {
+                summary.push_str(" (signature verified)");
+            }
         }
     } else {
         summary.push_str("; enforcement OFF (passthrough)");

@@ -5,6 +5,7 @@
 //! Requests in flight finish on the bundle they started with (a decision runs on one instance
 //! with one bundle).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio::sync::watch;
 
 use super::State;
 use super::body::stream;
-use super::config::KeySource;
+use super::config::{KeySource, PolicySource};
 use super::enforce::Filed;
 use super::forward::UpstreamClient;
 
@@ -166,6 +167,17 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// The bundle JSON to load from a document as published. With trusted keys configured
+/// (`policy.require_signature`), only a signed envelope whose signature verifies yields one
+/// (unsigned, tampered or signed by another key: refused); without, the document is the
+/// bundle. `serve` (every load and reload) and `check-config` both go through here.
+pub(crate) fn verified_bundle<'a>(policy: &PolicySource, text: &'a str) -> Result<Cow<'a, str>, String> {
+    match &policy.trusted_keys {
+        None => Ok(Cow::Borrowed(text)),
+        Some(keys) => rolescope_sign::verify(text, keys).map(Cow::Owned).map_err(|e| format!("bundle signature: {e}")),
+    }
+}
+
 /// Load a bundle: validate (engine, filed principals) off the request path, then swap.
 pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) -> Result<String, String> {
     let Some(enforcer) = state.enforcer.as_ref() else { return Err("enforcement is off".into()) };
@@ -174,18 +186,9 @@ pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) 
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let Some(enforcer) = st.enforcer.as_ref() else { return Err("enforcement is off".into()) };
         let text = std::str::from_utf8(&bytes).map_err(|_| "bundle is not UTF-8".to_owned())?;
-        // With trusted keys configured, only a signed envelope whose signature verifies loads
-        // (unsigned, tampered or signed by another key: refused, the old bundle keeps serving).
-        let verified;
-        let json = match &st.config.policy.trusted_keys {
-            None => text,
-            Some(keys) => {
-                verified = rolescope_sign::verify(text, keys).map_err(|e| format!("bundle signature: {e}"))?;
-                verified.as_str()
-            }
-        };
-        let filed = if from_bundle { Some(filed_principals(json)?) } else { None };
-        let revision = enforcer.engine().load(json).map_err(|e| e.to_string())?;
+        let json = verified_bundle(&st.config.policy, text)?;
+        let filed = if from_bundle { Some(filed_principals(&json)?) } else { None };
+        let revision = enforcer.engine().load(&json).map_err(|e| e.to_string())?;
         if let Some(principals) = filed {
             enforcer.set_filed(Filed { revision: revision.as_str().to_owned(), principals });
         }
@@ -201,7 +204,15 @@ pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) 
         }
         Err(e) => {
             state.metrics.reload(false);
-            tracing::error!(error = %e, %origin, "policy bundle refused; the previous one keeps serving");
+            if state.current_revision().is_some() {
+                tracing::error!(error = %e, %origin, "policy bundle refused; the previous one keeps serving");
+            } else {
+                tracing::error!(
+                    error = %e,
+                    %origin,
+                    "policy bundle refused; no bundle is loaded, so every request is refused (503 no_policy)"
+                );
+            }
         }
     }
     result

@@ -23,6 +23,13 @@ fn not_ready_until_the_bundle_file_appears() {
     assert_eq!(r.status, 503, "without a policy even anonymous requests are unavailable: {}", r.summary());
     upstream.assert_untouched("before a policy loads");
 
+    // a refused bundle while none is loaded: the log says so (no "previous one" to keep serving)
+    support::publish(&bundle, "{\"format\": \"rolescope-bundle/1\"}");
+    gw.wait_for(|g| g.output().contains("policy bundle refused"), "the refusal of a malformed bundle");
+    let out = gw.output();
+    assert!(out.contains("no bundle is loaded, so every request is refused (503 no_policy)"), "{out}");
+    assert!(!out.contains("the previous one keeps serving"), "{out}");
+
     support::publish(&bundle, &support::folder("juniper-mist-msp").bundle);
     let start = Instant::now();
     gw.wait_for(|g| http::try_status(g.admin, "/readyz") == 200, "readyz after the bundle file appeared");

@@ -137,3 +137,34 @@ fn check_config_loads_the_module_bundle_and_keys() {
     let err = rolescope_gateway::check_config(&config).unwrap_err().to_string();
     assert!(err.starts_with("policy.file: "), "{err}");
 }
+
+/// `check-config` with `policy.require_signature` verifies as `serve` does: a bundle signed by
+/// a trusted key passes; unsigned, tampered and foreign-signed ones are refused.
+#[test]
+fn check_config_verifies_signatures_as_serve_does() {
+    let s = Setup::new();
+    let trusted = rolescope_sign::generate().unwrap();
+    let foreign = rolescope_sign::generate().unwrap();
+    s.write("trusted.pub.pem", &rolescope_sign::public_key_to_pem(&trusted.verifying_key()).unwrap());
+    let (bundle, revision) = mist_bundle("\n# signed\n");
+    let config = s.config(
+        "127.0.0.1:9".parse().unwrap(),
+        "policy: { file: bundle.json, require_signature: { public_keys: [trusted.pub.pem] } }\n",
+    );
+    let signed = rolescope_sign::sign(&bundle, &[&trusted]).unwrap();
+    s.write("bundle.json", &signed);
+    let summary = rolescope_gateway::check_config(&config).unwrap();
+    assert!(summary.contains(&format!("bundle revision {revision} (signature verified)")), "{summary}");
+
+    let tampered = signed.replacen("# signed", "# signeD", 1);
+    assert_ne!(tampered, signed);
+    for (what, text) in [
+        ("unsigned", bundle.clone()),
+        ("tampered", tampered),
+        ("foreign", rolescope_sign::sign(&bundle, &[&foreign]).unwrap()),
+    ] {
+        s.write("bundle.json", &text);
+        let err = rolescope_gateway::check_config(&config).unwrap_err().to_string();
+        assert!(err.starts_with("policy.file: bundle signature: "), "{what}: {err}");
+    }
+}
