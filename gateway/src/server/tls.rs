@@ -119,7 +119,8 @@ impl ListenerTlsState {
         Ok(())
     }
 
-    /// Watch the certificate and key files (mtime and size) until `stop`; swap on change.
+    /// Watch the certificate and key files (mtime and size) until `stop`; swap on change, and
+    /// on SIGHUP.
     pub(crate) async fn watch(self, mut stop: watch::Receiver<bool>) {
         let stamp = |p: &Path| -> Option<(SystemTime, u64)> {
             let m = std::fs::metadata(p).ok()?;
@@ -128,13 +129,15 @@ impl ListenerTlsState {
         let stamps = || (stamp(&self.files.0), stamp(&self.files.1));
         let mut seen = stamps();
         let mut ticker = super::reload::poll_ticker(self.poll_interval);
+        let mut hangups = super::reload::Hangups::new();
         loop {
-            tokio::select! {
+            let forced = tokio::select! {
                 _ = stop.changed() => return,
-                _ = ticker.tick() => {}
-            }
+                _ = ticker.tick() => false,
+                _ = hangups.recv() => true,
+            };
             let now = stamps();
-            if now == seen {
+            if now == seen && !forced {
                 continue;
             }
             seen = now;

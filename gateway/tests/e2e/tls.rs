@@ -112,10 +112,15 @@ fn tls_upstream_mtls_presents_the_client_certificate() {
     assert_eq!(upstream.log().len(), 1);
 }
 
-/// A stack whose listener serves TLS with the certificate and key of `pair`.
+/// A stack whose listener serves TLS with the certificate and key of `pair` (files looked at
+/// every 50 ms).
 fn tls_stack(pair: &tls::Pair) -> Stack {
+    tls_stack_polling(pair, "50ms")
+}
+
+fn tls_stack_polling(pair: &tls::Pair, poll: &str) -> Stack {
     let extra = format!(
-        "tls: {{ cert_file: {}, key_file: {}, poll_interval: 50ms }}\nlimits: {{ max_body_bytes: 1024 }}\n",
+        "tls: {{ cert_file: {}, key_file: {}, poll_interval: {poll} }}\nlimits: {{ max_body_bytes: 1024 }}\n",
         pair.cert.display(),
         pair.key.display()
     );
@@ -184,6 +189,24 @@ fn tls_listener_certificate_reloads_when_the_files_change() {
     let req = tls::build(Version::H2, "GET", ALLOWED, &[("authorization", &su())]);
     let (_, r) = tls::request(stack.gateway.addr, &ca, Version::H2, req).unwrap();
     assert_eq!(r.status, 200, "{}", r.summary());
+}
+
+#[test]
+fn tls_listener_certificate_reloads_on_sighup() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca = Ca::new(pki.path(), "sighup");
+    let stack = tls_stack_polling(&ca.issue("gateway", &["localhost"]), "1h");
+    let before = tls::presented(stack.gateway.addr, &ca).unwrap();
+    let second = ca.issue("gateway", &["localhost"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tls::presented(stack.gateway.addr, &ca).unwrap(), before, "not looked at for an hour");
+    stack.gateway.sighup();
+    let start = Instant::now();
+    while tls::presented(stack.gateway.addr, &ca).unwrap() == before {
+        assert!(start.elapsed() < Duration::from_secs(20), "SIGHUP did not reload the certificate");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tls::presented(stack.gateway.addr, &ca).unwrap(), tls::der(&second.cert));
 }
 
 /// An HTTP/2 attack: target, headers, the status (0: the stream refused) and reason expected.
