@@ -11,7 +11,7 @@ Exit codes:
   2  usage error (bad arguments, missing path, malformed request or assignments file)
   3  invalid policy or suite (diagnostics with errors; warnings too with --deny-warnings),
      or an assignment set breaks an invariant
-  4  test failures (a case failed or a suite is malformed)
+  4  test failures (a case failed, a suite is malformed, coverage below --min-coverage)
   5  denied (`eval --exit-code` only)
 
 Colour is used only when writing to a terminal and NO_COLOR is not set.";
@@ -115,9 +115,20 @@ pub(crate) struct TestArgs {
     #[arg(long, value_enum, default_value_t = TestFormat::Human)]
     pub(crate) format: TestFormat,
     /// Report, per policy, the share of roles and rules the suites exercised and list what
-    /// they never did.
+    /// they never did. (The JSON and JUnit outputs always carry it.)
     #[arg(long)]
     pub(crate) coverage: bool,
+    /// Fail (exit 4) when a policy's suites exercise less than this share of its roles and
+    /// rules, in percent (e.g. `--min-coverage 90`).
+    #[arg(long, value_name = "PERCENT", value_parser = percent)]
+    pub(crate) min_coverage: Option<f64>,
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a percentage between 0 and 100")),
+    }
 }
 
 /// The request of `eval` and `explain`: a file, flags, or a file with flags on top.

@@ -87,7 +87,45 @@ pub(crate) fn parse_text<T: serde::de::DeserializeOwned + Default>(src: &Source)
             max_depth: 64,
         },
     };
-    serde_saphyr::from_str_with_options::<T>(&src.text, options).map_err(|e| Box::new(saphyr_diag(&src.name, &e)))
+    serde_saphyr::from_str_with_options::<T>(&src.text, options)
+        .map_err(|e| Box::new(indentation_hint(saphyr_diag(&src.name, &e), &src.text)))
+}
+
+/// The YAML reader's words for a line indented wrongly ("did not find expected key", "mapping
+/// values are not allowed", tabs) say nothing about indentation: add a hint that does, with the
+/// columns of the line and of the one before it.
+fn indentation_hint(d: Diagnostic, text: &str) -> Diagnostic {
+    let m = d.message();
+    let structural = [
+        "did not find expected",
+        "mapping values are not allowed",
+        "block mapping",
+        "block sequence",
+        "indentation",
+        "tabs",
+    ];
+    if d.help().is_some() || !structural.iter().any(|w| m.contains(w)) {
+        return d;
+    }
+    let line = usize::try_from(d.location().line()).unwrap_or(0);
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let here = line.checked_sub(1).and_then(|i| lines.get(i));
+    let before = lines
+        .get(..line.saturating_sub(1))
+        .and_then(|ls| ls.iter().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')));
+    let hint = match (here, before) {
+        (Some(h), _) if h.starts_with('\t') || h.trim_start_matches(' ').starts_with('\t') => {
+            "indent with spaces: YAML does not allow tabs for indentation".to_owned()
+        }
+        (Some(h), Some(b)) => format!(
+            "check the indentation: this line starts at column {}, the line before at column {}; keys of one mapping line up in one column, the keys nested in one are indented further (with spaces)",
+            indent(h) + 1,
+            indent(b) + 1
+        ),
+        _ => "check the indentation: keys of one mapping line up in one column, nested ones are indented further (with spaces)".to_owned(),
+    };
+    d.hint(hint)
 }
 
 pub(crate) fn saphyr_diag(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
@@ -365,8 +403,13 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             if !cx.name_ok("scope level", file, k) {
                 continue;
             }
-            if level_index.contains_key(&k.value) {
-                cx.err(codes::DUPLICATE, loc(file, k), format!("scope level `{}` is declared twice", k.value));
+            if let Some(first) = level_index.get(&k.value) {
+                let at = level_loc.get(usize::from(*first)).map(ToString::to_string).unwrap_or_default();
+                cx.err(
+                    codes::DUPLICATE,
+                    loc(file, k),
+                    format!("scope level `{}` is declared twice: here and at {at}", k.value),
+                );
                 continue;
             }
             let Ok(id) = LevelId::try_from(levels.len()) else {
@@ -496,6 +539,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     // ---- resource kinds
     let mut kinds: Vec<Kind> = Vec::new();
     let mut kind_index: FxHashMap<String, KindId> = FxHashMap::default();
+    let mut kind_loc: FxHashMap<String, SourceLocation> = FxHashMap::default();
     let mut resource_attr_names: Vec<String> = Vec::new();
     let mut rattr_index: FxHashMap<String, u16> = FxHashMap::default();
     let mut used_levels: u64 = 0;
@@ -504,10 +548,16 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             if !cx.name_ok("resource kind", file, k) {
                 continue;
             }
-            if kind_index.contains_key(&k.value) {
-                cx.err(codes::DUPLICATE, loc(file, k), format!("resource kind `{}` is declared twice", k.value));
+            if let Some(first) = kind_loc.get(&k.value) {
+                cx.err_hint(
+                    codes::DUPLICATE,
+                    loc(file, k),
+                    format!("resource kind `{}` is declared twice: here and at {first}", k.value),
+                    Some("declare a kind once; an overlay adds roles and grants, not a second kind".into()),
+                );
                 continue;
             }
+            kind_loc.insert(k.value.clone(), loc(file, k));
             let mut actions = Vec::new();
             let mut action_index = FxHashMap::default();
             for a in &r.actions.0 {
@@ -638,8 +688,14 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             if !cx.name_ok("role", file, k) {
                 continue;
             }
-            if role_index.contains_key(&k.value) {
-                cx.err(codes::DUPLICATE, loc(file, k), format!("role `{}` is declared twice", k.value));
+            if let Some(first) = role_index.get(&k.value) {
+                let at = roles.get(*first as usize).map(|r| r.location.to_string()).unwrap_or_default();
+                cx.err_hint(
+                    codes::DUPLICATE,
+                    loc(file, k),
+                    format!("role `{}` is declared twice: here and at {at}", k.value),
+                    Some("a name declares one role; rename one, or merge them".into()),
+                );
                 continue;
             }
             let mut held_at = all_levels;
@@ -1008,6 +1064,9 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
         routes: None,
     };
     policy.routes = crate::route::compile_routes(&mut cx, &files, &policy).map(Box::new);
+    if !cx.diags.iter().any(Diagnostic::is_error) {
+        crate::lint::lint(&policy, &mut cx);
+    }
 
     // ---- principals filed with the policy
     for (file, f) in &files {
@@ -1317,11 +1376,17 @@ impl RuleCtx<'_> {
                     set |= *b;
                 } else if !wildcard {
                     ok = false;
+                    let mut valid: Vec<&str> = kind.vocab.keys().map(String::as_str).collect();
+                    valid.sort_unstable();
+                    let list = format!("the actions and permissions of `{}` are: {}", kind.name, valid.join(", "));
                     cx.err_hint(
                         codes::UNKNOWN_ACTION,
                         loc(file, a),
                         format!("`{}` is not an action or permission of `{}`", a.value, kind.name),
-                        suggest(&a.value, kind.vocab.keys().map(String::as_str)),
+                        Some(match suggest(&a.value, kind.vocab.keys().map(String::as_str)) {
+                            Some(dym) => format!("{dym} {list}"),
+                            None => list,
+                        }),
                     );
                 }
             }

@@ -242,6 +242,11 @@ pub(crate) mod codes {
     pub(crate) const UNUSED_ROLE: &str = "RS050";
     pub(crate) const UNUSED_LEVEL: &str = "RS051";
     pub(crate) const EMPTY_GRANT: &str = "RS052";
+    pub(crate) const LINT_INCLUDED_DENY: &str = "RS070";
+    pub(crate) const LINT_UNGUARDED_DENY: &str = "RS071";
+    pub(crate) const LINT_HEADER_GRANT: &str = "RS072";
+    pub(crate) const LINT_UNREACHABLE_GRANT: &str = "RS073";
+    pub(crate) const LINT_UNASSIGNABLE_ROLE: &str = "RS074";
     pub(crate) const ROUTE: &str = "RS060";
     pub(crate) const ROUTE_CONFLICT: &str = "RS061";
     pub(crate) const ROUTE_PARAM: &str = "RS062";

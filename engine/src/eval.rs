@@ -661,6 +661,8 @@ impl Policy {
         let mut owned = None;
         let mut trace = Trace(Vec::new());
         let mut steps = Vec::new();
+        #[cfg_attr(not(feature = "compiler"), expect(unused_mut, reason = "filled under feature `compiler` only"))]
+        let mut absent: Vec<(u32, String)> = Vec::new();
         let (decision, principal) = match self.prepare_request(req, &mut owned) {
             Err(d) => {
                 if d.reason == Reason::PrincipalInactive {
@@ -693,14 +695,75 @@ impl Policy {
                     Some(a) => self.decide_inner(p, a, &r, &c, &mut trace),
                     None => self.unknown_action(r.kind, &req.action),
                 };
+                // a condition that could not be evaluated: name the attributes it lacked (an
+                // authoring aid: feature `compiler`, kept out of the engine module's budget)
+                #[cfg(feature = "compiler")]
+                self.name_absent(&trace.0, p, &r, &c, &mut absent);
                 (d, Some(p))
             }
         };
         for s in &trace.0 {
-            steps.push(self.describe_step(s, principal));
+            let mut step = self.describe_step(s, principal);
+            if let Step::Rule { rule, outcome: "condition_error", .. } = s
+                && let Some((_, names)) = absent.iter().find(|(r, _)| r == rule)
+            {
+                step.message.push_str(&format!(" (the request has no `{names}`)"));
+            }
+            steps.push(step);
         }
         let report = self.describe(&decision, principal, &req.action, &req.resource);
         Explanation { decision: report, steps }
+    }
+
+    /// For each rule whose condition could not be evaluated: the attributes it read that the
+    /// request does not carry.
+    #[cfg(feature = "compiler")]
+    fn name_absent(
+        &self,
+        trace: &[Step],
+        p: &PreparedPrincipal,
+        r: &PreparedResource,
+        c: &PreparedContext,
+        absent: &mut Vec<(u32, String)>,
+    ) {
+        for s in trace {
+            if let Step::Rule { rule, outcome: "condition_error", .. } = s
+                && let Some(cond) = self.rule(*rule).and_then(|rl| rl.cond.as_ref())
+            {
+                let mut names: Vec<String> = Vec::new();
+                cond.walk(|e| {
+                    if let crate::expr::Expr::Var(v) = e
+                        && let Some(n) = self.absent_attribute(*v, p, r, c)
+                        && !names.contains(&n)
+                    {
+                        names.push(n);
+                    }
+                    true
+                });
+                if !names.is_empty() {
+                    absent.push((*rule, names.join("`, `")));
+                }
+            }
+        }
+    }
+
+    /// `principal.NAME` (or resource, context) when the request does not carry it.
+    #[cfg(feature = "compiler")]
+    fn absent_attribute(
+        &self,
+        v: crate::expr::Var,
+        p: &PreparedPrincipal,
+        r: &PreparedResource,
+        c: &PreparedContext,
+    ) -> Option<String> {
+        use crate::expr::Var;
+        let (root, name, slots, i) = match v {
+            Var::PrincipalAttr(i) => ("principal", &self.principal_attrs.get(usize::from(i))?.0, &p.attrs, i),
+            Var::ResourceAttr(i) => ("resource", self.resource_attr_names.get(usize::from(i))?, &r.attrs, i),
+            Var::ContextAttr(i) => ("context", &self.context_attrs.get(usize::from(i))?.0, &c.attrs, i),
+            _ => return None,
+        };
+        slots.get(usize::from(i)).is_some_and(Option::is_none).then(|| format!("{root}.{name}"))
     }
 
     fn assignment_label(&self, p: Option<&PreparedPrincipal>, index: u16) -> Option<String> {

@@ -13,6 +13,8 @@ mod expr;
 mod fixture;
 mod ids;
 #[cfg(feature = "compiler")]
+mod lint;
+#[cfg(feature = "compiler")]
 mod model;
 mod policy;
 mod request;

@@ -205,6 +205,33 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
+    /// Every attribute a route takes from a request header: (route, kind, action, the
+    /// attribute it fills, header name). For the lint on grants that read them.
+    #[cfg(feature = "compiler")]
+    pub(crate) fn header_attributes(
+        &self,
+        policy: &Policy,
+    ) -> Vec<(String, crate::policy::KindId, String, crate::expr::Var, String)> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            let Some(t) = &r.target else { continue };
+            let Some(&kind) = policy.kind_index.get(&t.kind) else { continue };
+            let resource = t.attributes.iter().filter_map(|(name, src, _)| {
+                let ValueSource::Header(h) = src else { return None };
+                let id = policy.resource_attr_names.iter().position(|n| n == name)?;
+                Some((crate::expr::Var::ResourceAttr(u16::try_from(id).ok()?), h))
+            });
+            let context = t.context.iter().filter_map(|(name, src, _)| {
+                let ValueSource::Header(h) = src else { return None };
+                Some((crate::expr::Var::ContextAttr(*policy.context_attr_index.get(name)?), h))
+            });
+            for (var, h) in resource.chain(context) {
+                out.push((r.label.clone(), kind, t.action.clone(), var, h.clone()));
+            }
+        }
+        out
+    }
+
     /// The route matching `method` and the normalized `path` (`/...`), with its parameters.
     /// `HEAD` falls back to the `GET` routes when there is no `HEAD` route at all.
     fn find<'a, 'p>(&'a self, method: &str, path: &'p str) -> Option<(&'a Route, Vec<(&'a str, &'p str)>)> {

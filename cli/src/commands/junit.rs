@@ -68,6 +68,19 @@ pub(crate) fn render(runs: &[PolicyRun], t: Totals) -> String {
                 usize::from(!errors.is_empty()),
                 escape(&s.report.file)
             );
+            if let Some(cov) = &r.coverage {
+                // the policy's coverage over all its suites, as properties CI tools show
+                x.push_str("    <properties>\n");
+                for (name, value) in [
+                    ("coverage.percent", format!("{:.1}", cov.percent)),
+                    ("coverage.roles", format!("{}/{}", cov.roles_covered, cov.roles_total)),
+                    ("coverage.rules", format!("{}/{}", cov.rules_covered, cov.rules_total)),
+                    ("coverage.conditions_both_ways", format!("{}/{}", cov.conditions_both_ways, cov.conditions_total)),
+                ] {
+                    let _ = writeln!(x, "      <property name=\"{name}\" value=\"{value}\"/>");
+                }
+                x.push_str("    </properties>\n");
+            }
             for c in &s.report.cases {
                 let _ = write!(
                     x,

@@ -107,7 +107,10 @@ pub(crate) fn run(args: &TestArgs, style: &Style) -> Result<Exit, CliError> {
             }
             suite_runs.push(SuiteRun { report, diagnostics });
         }
-        let coverage = (args.coverage && !suites.is_empty()).then(|| tracker.report(&policy));
+        // JSON and JUnit always carry it; text only when asked for
+        let wanted =
+            args.coverage || args.min_coverage.is_some() || matches!(args.format, TestFormat::Json | TestFormat::Junit);
+        let coverage = (wanted && !suites.is_empty()).then(|| tracker.report(&policy));
         runs.push(PolicyRun {
             label: input.label.clone(),
             name: Some(policy.name().to_owned()),
@@ -141,9 +144,21 @@ pub(crate) fn run(args: &TestArgs, style: &Style) -> Result<Exit, CliError> {
                 .collect::<String>(),
         );
     }
+    let mut below = 0;
+    if let Some(min) = args.min_coverage {
+        for r in &runs {
+            if let Some(c) = r.coverage.as_ref().filter(|c| c.percent < min) {
+                below += 1;
+                emit_err(&format!(
+                    "coverage of `{}` ({}) is {:.1}%, below --min-coverage {min}%\n",
+                    c.policy, r.label, c.percent
+                ));
+            }
+        }
+    }
     Ok(if t.invalid > 0 {
         Exit::InvalidPolicy
-    } else if t.failed > 0 || t.suite_errors > 0 {
+    } else if t.failed > 0 || t.suite_errors > 0 || below > 0 {
         Exit::TestFailures
     } else {
         Exit::Ok

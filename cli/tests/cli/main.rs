@@ -97,7 +97,7 @@ roles:
     denies:
       - resources: [device]
         actions: [delete]
-        when: context.channel == "api"
+        when: not has context.channel or context.channel == "api"
   auditor:
     grants:
       - { resources: [device], actions: [view] }

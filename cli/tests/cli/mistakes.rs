@@ -122,3 +122,13 @@ fn every_mistake_is_caught_where_it_is_written() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn explain_names_the_attribute_a_condition_lacked() {
+    let tech = r#"{"id": "t", "assignments": [{"role": "technician", "scope": "msp:acme/org:o1"}]}"#;
+    let args = ["explain", "--policy", "tests/mistakes/lints", "--principal-json", tech, "--action", "delete"];
+    let r =
+        run(&root(), &[&args[..], &["--kind", "device", "--scope", "msp:acme/org:o1", "--resource-id", "d1"]].concat());
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("condition error (the request has no `principal.department`)"), "{}", r.stdout);
+}

@@ -203,3 +203,24 @@ fn a_policy_without_suites_is_reported() {
     assert!(r.stdout.contains("policy `demo` has no *_test.yaml suite"), "{}", r.stdout);
     assert_eq!(r.stdout.lines().last(), Some("0 passed, 0 failed"));
 }
+
+#[test]
+fn min_coverage_fails_below_the_share_and_coverage_is_in_json_and_junit() {
+    let dir = passing();
+    let json = run(dir.path(), &["test", "--format", "json", "demo"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    let percent = v["policies"][0]["coverage"]["percent"].as_f64().expect("coverage in the JSON output");
+    assert!(percent > 0.0 && percent < 100.0, "{percent}");
+    let junit = run(dir.path(), &["test", "--format", "junit", "demo"]);
+    assert!(
+        junit.stdout.contains(&format!("<property name=\"coverage.percent\" value=\"{percent:.1}\"/>")),
+        "{}",
+        junit.stdout
+    );
+    let below = run(dir.path(), &["test", "--min-coverage", "100", "demo"]);
+    assert_eq!(below.code, 4, "{}{}", below.stdout, below.stderr);
+    assert!(below.stderr.contains("below --min-coverage 100%"), "{}", below.stderr);
+    let above = run(dir.path(), &["test", "--min-coverage", &format!("{}", percent.floor()), "demo"]);
+    assert_eq!(above.code, 0, "{}{}", above.stdout, above.stderr);
+    assert_eq!(run(dir.path(), &["test", "--min-coverage", "120", "demo"]).code, 2);
+}

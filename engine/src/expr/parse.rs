@@ -166,7 +166,14 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             }
             _ => {
                 let ch = src.get(i..).and_then(|r| r.chars().next()).unwrap_or('?');
-                return Err(ExprError::syntax(i, ch.len_utf8(), format!("unexpected character `{ch}`")));
+                let mut e = ExprError::syntax(i, ch.len_utf8(), format!("unexpected character `{ch}`"));
+                e.hint = match ch {
+                    '=' => Some("compare with `==` (a single `=` is not an operator)".into()),
+                    '&' => Some("write `and` (or `&&`)".into()),
+                    '|' => Some("write `or` (or `||`)".into()),
+                    _ => None,
+                };
+                return Err(e);
             }
         };
         let len = match tok {
