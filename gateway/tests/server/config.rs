@@ -168,3 +168,20 @@ fn check_config_verifies_signatures_as_serve_does() {
         assert!(err.starts_with("policy.file: bundle signature: "), "{what}: {err}");
     }
 }
+
+/// The configuration the root README shows for fronting a real MSP API (HTTPS both ways, a
+/// JWKS URL, claim rules, a directory URL, no health path) is accepted as written.
+#[test]
+fn the_readmes_real_api_configuration_is_accepted() {
+    let readme = std::fs::read_to_string(super::support::workspace().join("README.md")).unwrap();
+    let start = readme.find("# gateway.yaml\n").expect("README shows `# gateway.yaml`");
+    let block = &readme[start..];
+    let yaml = &block[..block.find("```").expect("the block ends")];
+    let c = parse(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(c.listen().to_string(), "0.0.0.0:8443");
+    // the directory is the part the README's JSON example describes
+    let json_start = readme[start..].find("```json\n").map(|i| start + i + 8).expect("a directory example");
+    let json = &readme[json_start..json_start + readme[json_start..].find("```").unwrap()];
+    let d = rolescope_gateway::PrincipalDirectory::from_json(json.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.get("bo@acme.example").and_then(|p| p.status.as_deref()), Some("suspended"));
+}
