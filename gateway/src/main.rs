@@ -81,9 +81,28 @@ enum Command {
     },
 }
 
+/// Crates whose debug output (tens of thousands of lines while compiling the module) is
+/// only shown when the filter names them.
+const NOISY: &[&str] = &["wasmtime", "cranelift", "regalloc2", "wasmparser", "cranelift_codegen", "cranelift_frontend"];
+
+/// The log filter for `ROLESCOPE_LOG` (default `info`): the given directives, with the
+/// compiler's crates held at `warn` unless a directive names them.
+fn log_filter(spec: Option<&str>) -> String {
+    let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    let mut out = spec.to_owned();
+    for name in NOISY {
+        let named = spec.split(',').any(|d| d.trim().split(['=', '[', ':']).next().is_some_and(|t| t.trim() == *name));
+        if !named {
+            out.push_str(&format!(",{name}=warn"));
+        }
+    }
+    out
+}
+
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROLESCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let spec = log_filter(std::env::var("ROLESCOPE_LOG").ok().as_deref());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
@@ -229,4 +248,22 @@ async fn wait_for_stop() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn the_compiler_stays_quiet_unless_named() {
+        assert_eq!(
+            log_filter(None),
+            "info,wasmtime=warn,cranelift=warn,regalloc2=warn,wasmparser=warn,cranelift_codegen=warn,cranelift_frontend=warn"
+        );
+        assert!(log_filter(Some("debug")).starts_with("debug,wasmtime=warn,cranelift=warn"));
+        let named = log_filter(Some("debug,wasmtime=trace,cranelift_codegen=debug"));
+        assert!(!named.contains("wasmtime=warn") && !named.contains("cranelift_codegen=warn"), "{named}");
+        assert!(named.contains("cranelift=warn"), "{named}");
+        assert!(tracing_subscriber::EnvFilter::try_new(log_filter(Some("rolescope_gateway=debug"))).is_ok());
+    }
 }

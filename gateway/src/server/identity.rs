@@ -154,14 +154,14 @@ impl Identity {
 
     fn verify_uncached(&self, token: &str) -> Result<Verified, TokenError> {
         // `alg: none` and unknown algorithms fail here: `Algorithm` has no such variant.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
         let validation = self.validations.iter().find(|(a, _)| *a == header.alg).map(|(_, v)| v);
-        let validation = validation.ok_or(TokenError::Invalid)?;
+        let validation = validation.ok_or(TokenError::AlgorithmNotAllowed)?;
         // Keys come from the configured key set only (never `jwk` / `jku` / `x5u` of the header).
         let keys = self.keys.load();
         let key = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or(TokenError::UnknownKey)?;
         if key.key.family() != header.alg.family() || key.alg.is_some_and(|a| a != header.alg) {
-            return Err(TokenError::Invalid);
+            return Err(TokenError::KeyMismatch);
         }
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation).map_err(|e| match e.kind() {
@@ -171,11 +171,16 @@ impl Identity {
                 JwtErrorKind::InvalidAudience => TokenError::WrongAudience,
                 JwtErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
                 JwtErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+                JwtErrorKind::InvalidSignature => TokenError::BadSignature,
+                JwtErrorKind::InvalidToken
+                | JwtErrorKind::Base64(_)
+                | JwtErrorKind::Json(_)
+                | JwtErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,
             })?;
         let claims = data.claims;
-        let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Invalid)?;
-        let mut principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Invalid)?;
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Claims)?;
+        let mut principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Claims)?;
         let granted = granted_by_rules(&claims, &self.rules);
         for a in &granted {
             if !principal.assignments.contains(a) {
@@ -184,6 +189,19 @@ impl Identity {
         }
         Ok(Verified { id: next_id(), principal, exp, granted })
     }
+}
+
+/// Why a token's header cannot be read: a header that names an algorithm jsonwebtoken does
+/// not know (`none`, ...) is an algorithm refused; anything else is not a JWT.
+fn unreadable_header(token: &str) -> TokenError {
+    use base64::Engine as _;
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
+        .and_then(|h| serde_json::from_slice::<Map<String, Value>>(&h).ok())
+        .is_some_and(|h| h.get("alg").is_some_and(Value::is_string));
+    if alg { TokenError::AlgorithmNotAllowed } else { TokenError::Malformed }
 }
 
 /// The principal described by verified claims; `None` when they do not fit (no subject, an

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use http::HeaderMap;
 use http::header;
+use rolescope_engine::Reason;
 
 use super::State;
-use super::decision_log::{DecisionRecord, now_rfc3339};
+use super::decision_log::DecisionRecord;
 use super::enforce::{Enforcer, HttpQuery, Verdict};
 use super::identity::Verified;
 use super::reject::{Rejection, TokenError};
@@ -66,8 +67,9 @@ fn authorize(
     let who = match identify(state, req.headers) {
         Ok(who) => who,
         Err(t) => {
+            tracing::debug!(cause = t.cause(), reason = t.as_str(), decision_id = %ex.decision_id, "token refused");
             let rejection = Rejection::Token(t);
-            log_decision(state, ex, req.method, None, None, rejection.reason());
+            log_decision(state, ex, req, None, None, rejection);
             return Err(rejection);
         }
     };
@@ -78,7 +80,7 @@ fn authorize(
             match directory.resolve(w) {
                 Ok(w) => Some(w),
                 Err(rejection) => {
-                    log_decision(state, ex, req.method, Some(&subject), None, rejection.reason());
+                    log_decision(state, ex, req, Some(&subject), None, rejection);
                     return Err(rejection);
                 }
             }
@@ -92,18 +94,14 @@ fn authorize(
     let principal = who.as_ref().map(|w| w.principal.id.clone());
     match verdict {
         Err(rejection) => {
-            log_decision(state, ex, req.method, principal.as_deref(), None, rejection.reason());
+            log_decision(state, ex, req, principal.as_deref(), None, rejection);
             Err(rejection)
         }
         Ok(v) => {
             ex.revision = Some(v.http.revision().as_str().to_owned());
-            let rejection = (!v.allowed).then_some(Rejection::Denied(v.reason));
-            let reason = rejection.map_or(v.reason.as_str(), Rejection::reason);
-            log_decision(state, ex, req.method, principal.as_deref(), Some(&v), reason);
-            match rejection {
-                Some(r) => Err(r),
-                None => Ok(principal),
-            }
+            let rejection = Rejection::Denied(v.reason);
+            log_decision(state, ex, req, principal.as_deref(), Some(&v), rejection);
+            if v.allowed { Ok(principal) } else { Err(rejection) }
         }
     }
 }
@@ -111,43 +109,48 @@ fn authorize(
 /// The bearer token's principal (`None`: no `Authorization` header).
 fn identify(state: &State, headers: &HeaderMap) -> Result<Option<Arc<Verified>>, TokenError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| TokenError::Invalid)?;
-    let (scheme, token) = value.split_once(' ').ok_or(TokenError::Invalid)?;
+    let value = value.to_str().map_err(|_| TokenError::NotBearer)?;
+    let (scheme, token) = value.split_once(' ').ok_or(TokenError::NotBearer)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(TokenError::Invalid);
+        return Err(TokenError::NotBearer);
     }
     // Without identity settings no token can be verified: a token is refused, never ignored.
     let identity = state.identity.as_ref().ok_or(TokenError::UnknownKey)?;
     identity.verify(token.trim(), unix_now()).map(Some)
 }
 
+/// The record step: the metrics, and (when the log is on) one decision record. `rejection` is
+/// the refusal (or, for an allowed request, `Denied(Allowed)`, whose reason is `allowed`).
 fn log_decision(
     state: &State,
     ex: &Exchange,
-    method: &str,
+    req: &Inbound<'_>,
     principal: Option<&str>,
     v: Option<&Verdict>,
-    reason: &'static str,
+    rejection: Rejection,
 ) {
     let allowed = v.is_some_and(|v| v.allowed);
+    let reason = if allowed { Reason::Allowed.as_str() } else { rejection.reason() };
+    let cause = match rejection {
+        Rejection::Token(t) => Some(t.cause()),
+        _ => None,
+    };
     let took = ex.start.elapsed();
-    state.metrics.decision(allowed, took);
+    let route = v.and_then(|v| v.http.route());
+    state.metrics.decision(allowed, reason, cause, route, took);
     if !state.log.enabled() {
         return;
     }
-    state.log.log(DecisionRecord {
-        decision_id: ex.decision_id.clone(),
-        time: now_rfc3339(),
-        principal: principal.map(str::to_owned),
-        tenant: v.and_then(|v| v.http.tenant()).map(str::to_owned),
-        action: v.and_then(|v| v.http.action()).map(str::to_owned),
-        kind: v.and_then(|v| v.http.kind()).map(str::to_owned),
-        resource: v.and_then(|v| v.http.resource_id()).map(str::to_owned),
-        route: v.and_then(|v| v.http.route()).map(str::to_owned),
-        method: method.to_owned(),
+    state.log.log(DecisionRecord::new(
+        &ex.decision_id,
+        req.method,
+        req.target,
+        principal,
+        v.map(|v| &v.http),
         allowed,
         reason,
-        revision: ex.revision.clone(),
-        latency_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-    });
+        cause,
+        ex.revision.as_deref(),
+        took,
+    ));
 }

@@ -26,13 +26,35 @@ pub(crate) enum TokenError {
     WrongAudience,
     /// No key of the key set has the token's `kid`.
     UnknownKey,
+    // The precise causes below answer `invalid_token` like `Invalid`: a client learns no more
+    // than before; the decision record, the metric and the debug log name the cause.
+    /// `Authorization` is not `Bearer <token>`.
+    NotBearer,
+    /// Not a JWT (segments, base64, JSON of the header).
+    Malformed,
+    /// The header names an algorithm that is not pinned (`none`, HS256, one not configured).
+    AlgorithmNotAllowed,
+    /// The key of the `kid` is of another type or pinned to another algorithm.
+    KeyMismatch,
+    /// The signature does not verify (a tampered token, another signer).
+    BadSignature,
+    /// The claims do not describe a principal (no `exp`, no subject, assignments of another
+    /// shape).
+    Claims,
 }
 
 impl TokenError {
+    /// The reason code of the response body.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenError::Missing => "missing_token",
-            TokenError::Invalid => "invalid_token",
+            TokenError::Invalid
+            | TokenError::NotBearer
+            | TokenError::Malformed
+            | TokenError::AlgorithmNotAllowed
+            | TokenError::KeyMismatch
+            | TokenError::BadSignature
+            | TokenError::Claims => "invalid_token",
             TokenError::Expired => "expired_token",
             TokenError::NotYetValid => "token_not_yet_valid",
             TokenError::WrongIssuer => "wrong_issuer",
@@ -40,6 +62,39 @@ impl TokenError {
             TokenError::UnknownKey => "unknown_key",
         }
     }
+
+    /// The precise cause (the decision record's `cause`, the `cause` label of
+    /// `rolescope_token_failures_total`, the debug log): the body's code, or for an
+    /// `invalid_token` what was wrong with it.
+    pub(crate) fn cause(self) -> &'static str {
+        match self {
+            TokenError::NotBearer => "not_bearer",
+            TokenError::Malformed => "malformed",
+            TokenError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            TokenError::KeyMismatch => "key_mismatch",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::Claims => "claims",
+            other => other.as_str(),
+        }
+    }
+
+    /// Every token refusal.
+    #[cfg(test)]
+    pub(crate) const ALL: [TokenError; 13] = [
+        TokenError::Missing,
+        TokenError::Invalid,
+        TokenError::Expired,
+        TokenError::NotYetValid,
+        TokenError::WrongIssuer,
+        TokenError::WrongAudience,
+        TokenError::UnknownKey,
+        TokenError::NotBearer,
+        TokenError::Malformed,
+        TokenError::AlgorithmNotAllowed,
+        TokenError::KeyMismatch,
+        TokenError::BadSignature,
+        TokenError::Claims,
+    ];
 }
 
 /// A request the gateway refuses to read further or forward (HTTP 400).
@@ -259,6 +314,27 @@ mod tests {
                 _ => assert_eq!((status, code), (StatusCode::FORBIDDEN, reason.as_str())),
             }
         }
+    }
+
+    #[test]
+    fn precise_token_causes_answer_invalid_token() {
+        let mut causes = std::collections::BTreeSet::new();
+        for t in TokenError::ALL {
+            let (status, error, reason) = Rejection::Token(t).parts();
+            assert_eq!((status, error), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{t:?}");
+            assert!(causes.insert(t.cause()), "{t:?}: cause {} twice", t.cause());
+            match t {
+                TokenError::Missing
+                | TokenError::Expired
+                | TokenError::NotYetValid
+                | TokenError::WrongIssuer
+                | TokenError::WrongAudience
+                | TokenError::UnknownKey => assert_eq!(t.cause(), reason),
+                _ => assert_eq!(reason, "invalid_token", "{t:?}"),
+            }
+        }
+        assert_eq!(TokenError::BadSignature.cause(), "bad_signature");
+        assert_eq!(TokenError::AlgorithmNotAllowed.cause(), "algorithm_not_allowed");
     }
 
     #[tokio::test]

@@ -289,10 +289,10 @@ fn decisions_are_recorded() {
     }
     let find = |id: &str| records.iter().find(|r| r["decision_id"] == id).cloned().unwrap_or_default();
     let a = find(ok.header("x-rolescope-decision-id").unwrap());
-    assert_eq!((a["allowed"].as_bool(), a["method"].as_str()), (Some(true), Some("POST")), "{records:?}");
+    assert_eq!((a["allowed"].as_bool(), a["request"]["method"].as_str()), (Some(true), Some("POST")), "{records:?}");
     assert_eq!(a["principal"], na.id.as_str());
     let d = find(no.header("x-rolescope-decision-id").unwrap());
-    assert_eq!((d["allowed"].as_bool(), d["method"].as_str()), (Some(false), Some("DELETE")), "{records:?}");
+    assert_eq!((d["allowed"].as_bool(), d["request"]["method"].as_str()), (Some(false), Some("DELETE")), "{records:?}");
     assert_eq!(d["reason"], "out_of_scope");
     stack.upstream.assert_untouched("authorization only");
 }

@@ -99,10 +99,10 @@ async fn enforced_requests_carry_the_principal_decision_and_revision() {
     assert_eq!(denied["allowed"], false);
     assert_eq!(denied["reason"], "out_of_scope");
     assert_eq!(denied["principal"], "na_o1");
-    assert_eq!(denied["action"], "list");
-    assert_eq!(denied["kind"], "device");
+    assert_eq!(denied["question"]["action"], "list");
+    assert_eq!(denied["question"]["kind"], "device");
     assert_eq!(denied["revision"], revision.as_str());
-    for field in ["time", "tenant", "resource", "route", "latency_us"] {
+    for field in ["schema", "time", "request", "question", "route", "route_miss", "cause", "latency_us"] {
         assert!(denied.get(field).is_some(), "{field} missing: {denied}");
     }
     let metrics = gw.metrics_text();

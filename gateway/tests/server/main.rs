@@ -10,5 +10,6 @@ mod config;
 mod framing;
 mod headers;
 mod jwt;
+mod records;
 mod reload;
 mod support;
