@@ -135,13 +135,15 @@ fn percent(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
     /// The policy: a folder of role files, a role file, or a bundle from `rolescope build`.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) policy: PathBuf,
+    /// Repeat it to compile several together (a policy and its overlays).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub(crate) policy: Vec<PathBuf>,
     /// A request file (YAML or JSON: principal, action, resource, context); `-` reads
     /// standard input. Flags given as well override its fields.
     #[arg(value_name = "REQUEST_FILE")]
     pub(crate) request: Option<PathBuf>,
-    /// The id of a principal filed with the policy (`principals:`).
+    /// The id of a principal filed with the policy (`principals:`), or else of a principal
+    /// fixture of the suites next to it.
     #[arg(long, value_name = "ID", conflicts_with = "principal_json")]
     pub(crate) principal: Option<String>,
     /// A principal given inline as JSON: `{"id": "ana", "assignments": [...]}`.
@@ -166,12 +168,25 @@ pub(crate) struct RequestArgs {
     /// A context attribute (repeatable), read like `--resource-attr`.
     #[arg(long, value_name = "KEY=VALUE")]
     pub(crate) context: Vec<String>,
+    /// Ask a delegation question instead: may the principal assign ROLE at SCOPE
+    /// (`--assign technician@msp:acme/org:o1`)?
+    #[arg(long, value_name = "ROLE@SCOPE", conflicts_with_all = ["request", "action", "kind", "scope", "invariants"])]
+    pub(crate) assign: Option<String>,
+    /// Ask an invariant question instead: which of the policy's invariants do the principals in
+    /// FILE (a list, or a mapping id -> principal) break?
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["request", "action", "kind", "scope", "principal", "principal_json"])]
+    pub(crate) invariants: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
+    /// Decide many requests: FILE (`-`: standard input) holds one request per line (JSON);
+    /// one decision report per line is printed, in order. A line that is not a request is
+    /// answered `{"line": N, "error": ...}` and the others still run (exit 2 at the end).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["request", "principal", "principal_json", "action", "kind", "scope", "assign", "invariants"])]
+    pub(crate) batch: Option<PathBuf>,
     /// Exit 0 when allowed and 5 when denied (by default a decision exits 0 either way).
     #[arg(long)]
     pub(crate) exit_code: bool,
@@ -180,8 +195,9 @@ pub(crate) struct EvalArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RouteArgs {
     /// The policy: a folder of role files (with its `routes:`), a role file, or a bundle.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) policy: PathBuf,
+    /// Repeat it to compile several together (a policy and its overlays).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub(crate) policy: Vec<PathBuf>,
     /// The request line: `METHOD /raw/target?query` (not decoded; quote it).
     #[arg(value_name = "REQUEST")]
     pub(crate) request: String,

@@ -164,6 +164,12 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
+/// "did you mean `X`?" for the closest of `candidates` to `name`, if one is close (the hint the
+/// compiler's diagnostics give, for tools that report names of their own).
+pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    suggest(name, candidates)
+}
+
 /// The closest of `candidates` to `name`, for "did you mean" hints.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;

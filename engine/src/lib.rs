@@ -29,6 +29,8 @@ mod wire;
 pub use bundle::BUNDLE_FORMAT;
 #[cfg(feature = "compiler")]
 pub use compile::Source;
+#[cfg(feature = "compiler")]
+pub use compile::did_you_mean;
 pub use decision::{
     AssignDecision, AssignReason, Decision, DecisionReport, ExplainStep, Explanation, InvariantViolation, MatchedRule,
     Reason,

@@ -1,11 +1,12 @@
 //! `rolescope eval` and `rolescope explain`: decide one request.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rolescope_engine::{Explanation, Policy, Request, Source};
 
 use crate::args::{EvalArgs, ExplainArgs, ExplainFormat, RouteArgs};
+use crate::commands::ask;
 use crate::discover::{FileKind, display, folder, kind_of, read_sources, read_text};
 use crate::error::{CliError, Exit};
 use crate::input::build_request;
@@ -13,42 +14,53 @@ use crate::render::{SourceMap, render_all};
 use crate::style::{Paint, Style};
 use crate::{emit, emit_err};
 
-/// Load `--policy`: a folder of role files, a role file, or a bundle. `Ok(None)` means the
-/// policy is invalid and its diagnostics were printed.
-pub(crate) fn load_policy(path: &Path, style: &Style) -> Result<Option<Policy>, CliError> {
-    if !path.exists() {
-        return Err(CliError::NotFound(path.to_owned()));
-    }
+/// Load `--policy` (repeatable): folders of role files and role files compile together (a
+/// policy and its overlays), or one bundle. `Ok(None)` means the policy is invalid and its
+/// diagnostics were printed.
+pub(crate) fn load_policy(paths: &[PathBuf], style: &Style) -> Result<Option<Policy>, CliError> {
     let mut map = SourceMap::new();
-    let result = if path.is_dir() {
-        let input = folder(path)?;
-        if input.roles.is_empty() {
+    let mut sources: Vec<Source> = Vec::new();
+    let mut bundle: Option<String> = None;
+    for path in paths {
+        if !path.exists() {
+            return Err(CliError::NotFound(path.clone()));
+        }
+        if path.is_dir() {
+            let input = folder(path)?;
+            if input.roles.is_empty() {
+                return Err(CliError::usage_with(
+                    format!("`{}` holds no role files", display(path)),
+                    "give the folder that directly holds the policy's .yaml files",
+                ));
+            }
+            sources.extend(read_sources(&input.roles)?);
+            continue;
+        }
+        let text = read_text(path)?;
+        if let Some(files) = bundle_files(&text) {
+            map.add(&files);
+            bundle = Some(text);
+            continue;
+        }
+        if kind_of(path) != FileKind::Role {
             return Err(CliError::usage_with(
-                format!("`{}` holds no role files", display(path)),
-                "give the folder that directly holds the policy's .yaml files",
+                format!("`{}` is not a role file or a bundle", display(path)),
+                "give a policy folder, a .yaml role file or a bundle from `rolescope build`",
             ));
         }
-        let sources = read_sources(&input.roles)?;
-        map.add(&sources);
-        Policy::compile(&sources)
-    } else {
-        let text = read_text(path)?;
-        match bundle_files(&text) {
-            Some(files) => {
-                map.add(&files);
-                Policy::from_bundle(&text)
-            }
-            None => {
-                if kind_of(path) != FileKind::Role {
-                    return Err(CliError::usage_with(
-                        format!("`{}` is not a role file or a bundle", display(path)),
-                        "give a policy folder, a .yaml role file or a bundle from `rolescope build`",
-                    ));
-                }
-                let sources = vec![Source::new(display(path), text)];
-                map.add(&sources);
-                Policy::compile(&sources)
-            }
+        sources.push(Source::new(display(path), text));
+    }
+    let result = match bundle {
+        Some(_) if paths.len() > 1 => {
+            return Err(CliError::usage_with(
+                "a bundle is a whole policy: give it alone",
+                "to add an overlay, give the policy's folders and the overlay's (`--policy base --policy overlay`)",
+            ));
+        }
+        Some(text) => Policy::from_bundle(&text),
+        None => {
+            map.add(&sources);
+            Policy::compile(&sources)
         }
     };
     match result {
@@ -58,6 +70,27 @@ pub(crate) fn load_policy(path: &Path, style: &Style) -> Result<Option<Policy>, 
             Ok(None)
         }
     }
+}
+
+/// A principal fixture of the suites next to the `--policy` folders (or files), for
+/// `--principal ID` when no principal of that id is filed with the policy.
+pub(crate) fn suite_principal(
+    policy: &Policy,
+    paths: &[PathBuf],
+    id: &str,
+) -> Result<Option<rolescope_engine::Principal>, CliError> {
+    for path in paths {
+        let dir = if path.is_dir() { path.clone() } else { path.parent().map(Path::to_owned).unwrap_or_default() };
+        let Ok(input) = folder(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir }) else { continue };
+        for suite in read_sources(&input.suites)? {
+            // a suite the policy cannot read is reported by `check`; here it only has no fixtures
+            let Ok(fixtures) = policy.suite_fixtures(&suite) else { continue };
+            if let Some(p) = fixtures.principals.into_iter().find(|p| p.id == id) {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The files inside a bundle (for showing diagnostics), or `None` when `text` is no bundle.
@@ -73,11 +106,57 @@ fn bundle_files(text: &str) -> Option<Vec<Source>> {
 
 fn prepare(args: &crate::args::RequestArgs, style: &Style) -> Result<Option<(Policy, Request)>, CliError> {
     // Read the request first: a usage error should not wait for a compile.
-    let req = build_request(args)?;
-    Ok(load_policy(&args.policy, style)?.map(|p| (p, req)))
+    let mut req = build_request(args)?;
+    let Some(policy) = load_policy(&args.policy, style)? else { return Ok(None) };
+    if let rolescope_engine::PrincipalRef::Id(id) = &req.principal
+        && policy.principal(id).is_none()
+    {
+        match suite_principal(&policy, &args.policy, id)? {
+            Some(p) => req.principal = rolescope_engine::PrincipalRef::Inline(p),
+            // the engine decides: `unknown_principal` (a deny is a value); the hint goes to stderr
+            None => emit_err(&style.render_error(&unknown_principal(&policy, &args.policy, id)?)),
+        }
+    }
+    Ok(Some((policy, req)))
+}
+
+/// `--principal ID` names nothing: the error lists the closest ids (filed or suite fixtures).
+pub(crate) fn unknown_principal(policy: &Policy, paths: &[PathBuf], id: &str) -> Result<CliError, CliError> {
+    let mut known: Vec<String> = policy.principal_ids().map(str::to_owned).collect();
+    for path in paths {
+        let dir = if path.is_dir() { path.clone() } else { path.parent().map(Path::to_owned).unwrap_or_default() };
+        let Ok(input) = folder(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir }) else { continue };
+        for suite in read_sources(&input.suites)? {
+            if let Ok(f) = policy.suite_fixtures(&suite) {
+                known.extend(f.principals.into_iter().map(|p| p.id));
+            }
+        }
+    }
+    let close = rolescope_engine::did_you_mean(id, known.iter().map(String::as_str));
+    Ok(CliError::usage_with(
+        format!("no principal `{id}` is filed with policy `{}` or in its suites", policy.name()),
+        close.unwrap_or_else(|| "file it under `principals:`, declare it in a suite, or give --principal-json".into()),
+    ))
 }
 
 pub(crate) fn run_eval(args: &EvalArgs, style: &Style) -> Result<Exit, CliError> {
+    let r = &args.request;
+    if args.batch.is_some() || r.assign.is_some() || r.invariants.is_some() {
+        let Some(policy) = load_policy(&r.policy, style)? else { return Ok(Exit::InvalidPolicy) };
+        if let Some(input) = &args.batch {
+            return ask::batch(&policy, input);
+        }
+        if let Some(spec) = &r.assign {
+            let a = ask::assign(&policy, r, spec)?;
+            emit(&format!("{}\n", serde_json::to_string_pretty(&a.json)?))?;
+            return Ok(if args.exit_code && !a.allowed { Exit::Denied } else { Exit::Ok });
+        }
+        if let Some(file) = &r.invariants {
+            let (json, lines) = ask::invariants(&policy, file)?;
+            emit(&format!("{}\n", serde_json::to_string_pretty(&json)?))?;
+            return Ok(if args.exit_code && !lines.is_empty() { Exit::InvalidPolicy } else { Exit::Ok });
+        }
+    }
     let Some((policy, req)) = prepare(&args.request, style)? else { return Ok(Exit::InvalidPolicy) };
     let report = policy.check_report(&req);
     emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
@@ -117,9 +196,13 @@ pub(crate) fn run_route(args: &RouteArgs, style: &Style) -> Result<Exit, CliErro
     let prepared = match (&args.principal, &principal) {
         (Some(id), _) => match policy.principal(id) {
             Some(p) => Some(std::borrow::Cow::Borrowed(p)),
-            None => {
-                return Err(CliError::usage(format!("no principal `{id}` is filed with policy `{}`", policy.name())));
-            }
+            None => match suite_principal(&policy, &args.policy, id)? {
+                Some(p) => match policy.prepare_principal(&p) {
+                    Ok(pp) => Some(std::borrow::Cow::Owned(pp)),
+                    Err(e) => return Err(CliError::usage(format!("principal `{id}` of the suites: {e}"))),
+                },
+                None => return Err(unknown_principal(&policy, &args.policy, id)?),
+            },
         },
         (None, Some(p)) => match policy.prepare_principal(p) {
             Ok(pp) => Some(std::borrow::Cow::Owned(pp)),
@@ -133,6 +216,33 @@ pub(crate) fn run_route(args: &RouteArgs, style: &Style) -> Result<Exit, CliErro
 }
 
 pub(crate) fn run_explain(args: &ExplainArgs, style: &Style) -> Result<Exit, CliError> {
+    let r = &args.request;
+    if r.assign.is_some() || r.invariants.is_some() {
+        let Some(policy) = load_policy(&r.policy, style)? else { return Ok(Exit::InvalidPolicy) };
+        let (json, text) = match (&r.assign, &r.invariants) {
+            (Some(spec), _) => {
+                let a = ask::assign(&policy, r, spec)?;
+                let verdict = if a.allowed { style.out(Paint::Green, "ALLOW") } else { style.out(Paint::Red, "DENY") };
+                let reason = a.json.get("reason").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+                (a.json, format!("{verdict} ({reason}): {}\n", a.text))
+            }
+            (None, Some(file)) => {
+                let (json, lines) = ask::invariants(&policy, file)?;
+                let text = if lines.is_empty() {
+                    format!("{} every invariant of `{}` holds\n", style.out(Paint::Green, "ok"), policy.name())
+                } else {
+                    lines.iter().map(|l| format!("{}\n", style.out(Paint::Red, l))).collect()
+                };
+                (json, text)
+            }
+            (None, None) => return Err(CliError::usage("give --assign ROLE@SCOPE or --invariants FILE")),
+        };
+        match args.format {
+            ExplainFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&json)?))?,
+            ExplainFormat::Human => emit(&text)?,
+        }
+        return Ok(Exit::Ok);
+    }
     let Some((policy, req)) = prepare(&args.request, style)? else { return Ok(Exit::InvalidPolicy) };
     let ex = policy.explain(&req);
     match args.format {

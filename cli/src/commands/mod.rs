@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod ask;
 pub(crate) mod build;
 pub(crate) mod check;
 pub(crate) mod eval;

@@ -4,6 +4,7 @@
 //! (or the workspace root, for the corpus), naming files by relative paths, so that output
 //! (and the insta snapshots of it) is the same on every machine.
 
+mod ask;
 mod build;
 mod check;
 mod corpus;
