@@ -549,8 +549,27 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
     let mut resource_attr_names: Vec<String> = Vec::new();
     let mut rattr_index: FxHashMap<String, u16> = FxHashMap::default();
     let mut used_levels: u64 = 0;
+    // overlays' additions to kinds declared elsewhere (`extend: true`)
+    let extensions: Vec<(&str, &S<String>, &crate::model::RawResource)> = files
+        .iter()
+        .flat_map(|(file, f)| f.resources.0.iter().map(move |(k, r)| (*file, k, r)))
+        .filter(|(_, _, r)| r.extend.as_ref().is_some_and(|e| e.value))
+        .collect();
+    for (file, k, r) in &extensions {
+        if let Some(sc) = &r.scopes {
+            cx.err_hint(
+                codes::SHAPE,
+                loc(file, sc),
+                format!("an extension of `{}` cannot change where it lives", k.value),
+                Some("`scopes:` belongs to the kind's own declaration; an extension adds actions, permissions and attributes".into()),
+            );
+        }
+    }
     for (file, f) in &files {
         for (k, r) in &f.resources.0 {
+            if r.extend.as_ref().is_some_and(|e| e.value) {
+                continue;
+            }
             if !cx.name_ok("resource kind", file, k) {
                 continue;
             }
@@ -559,14 +578,21 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                     codes::DUPLICATE,
                     loc(file, k),
                     format!("resource kind `{}` is declared twice: here and at {first}", k.value),
-                    Some("declare a kind once; an overlay adds roles and grants, not a second kind".into()),
+                    Some(
+                        "declare a kind once; to add actions or attributes to it in an overlay, write `extend: true`"
+                            .into(),
+                    ),
                 );
                 continue;
             }
             kind_loc.insert(k.value.clone(), loc(file, k));
+            // the declaration, then each extension of it, each with its own file
+            let parts: Vec<(&str, &crate::model::RawResource)> = std::iter::once((*file, r))
+                .chain(extensions.iter().filter(|(_, n, _)| n.value == k.value).map(|(f, _, r)| (*f, *r)))
+                .collect();
             let mut actions = Vec::new();
             let mut action_index = FxHashMap::default();
-            for a in &r.actions.0 {
+            for (file, a) in parts.iter().flat_map(|(f, r)| r.actions.0.iter().map(move |a| (*f, a))) {
                 if !cx.name_ok("action", file, a) {
                     continue;
                 }
@@ -596,8 +622,12 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             let mut vocab: FxHashMap<String, ActionSet> =
                 action_index.iter().map(|(n, i)| (n.clone(), bit(*i))).collect();
             // kind-level permissions, then global ones that fit this kind
-            let local: Vec<(String, Vec<S<String>>, SourceLocation, &str)> =
-                r.permissions.0.iter().map(|(n, l)| (n.value.clone(), l.0.clone(), loc(file, n), *file)).collect();
+            let local: Vec<(String, Vec<S<String>>, SourceLocation, &str)> = parts
+                .iter()
+                .flat_map(|(f, r)| {
+                    r.permissions.0.iter().map(move |(n, l)| (n.value.clone(), l.0.clone(), loc(f, n), *f))
+                })
+                .collect();
             for (pname, _, ploc, _) in &local {
                 if vocab.contains_key(pname) {
                     cx.err(
@@ -614,7 +644,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
             let mut attrs = FxHashMap::default();
             let mut attr_names = FxHashMap::default();
             let mut defaults = Vec::new();
-            for (an, at) in &r.attributes.0 {
+            for (file, (an, at)) in parts.iter().flat_map(|(f, r)| r.attributes.0.iter().map(move |a| (*f, a))) {
                 if !cx.name_ok("attribute", file, an) {
                     continue;
                 }
@@ -665,6 +695,16 @@ pub(crate) fn compile(sources: &[Source]) -> Result<Policy, CompileError> {
                 defaults,
                 levels: lv,
             });
+        }
+    }
+    for (file, k, _) in &extensions {
+        if !kind_index.contains_key(&k.value) {
+            cx.err_hint(
+                codes::UNKNOWN_RESOURCE,
+                loc(file, k),
+                format!("`extend: true`, but no resource kind `{}` is declared", k.value),
+                suggest(&k.value, kind_index.keys().map(String::as_str)),
+            );
         }
     }
     // global permissions must mean something somewhere

@@ -256,6 +256,10 @@ pub(crate) struct RawResource {
     pub(crate) attributes: OrderedMap<S<String>, S<AttrDecl>>,
     #[serde(default)]
     pub(crate) scopes: Option<S<List<S<String>>>>,
+    /// An overlay's addition to a kind declared elsewhere: its actions, permissions and
+    /// attributes are added; nothing is removed, and where the kind lives stays as declared.
+    #[serde(default)]
+    pub(crate) extend: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

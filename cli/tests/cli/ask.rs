@@ -74,3 +74,61 @@ fn several_policy_paths_compile_together_and_principal_finds_suite_fixtures() {
     assert!(typo.stdout.contains("\"reason\": \"unknown_principal\""), "{}", typo.stdout);
     assert!(typo.stderr.contains("did you mean `tom`?"), "{}", typo.stderr);
 }
+
+#[test]
+fn an_overlay_extends_a_kind_with_actions_and_attributes() {
+    let overlay = "resources:\n  device:\n    extend: true\n    actions: [reboot]\n    attributes: { firmware: string }\nroles:\n  rebooter:\n    held_at: [org]\n    grants: [{ resources: [device], actions: [reboot], when: resource.firmware == \"v2\" }]\n";
+    let dir = fixture(&[("demo/roles.yaml", POLICY), ("overlay/reboot.yaml", overlay)]);
+    let who = r#"{"id":"r","assignments":[{"role":"rebooter","scope":"msp:acme/org:o1"}]}"#;
+    let ask = |policies: &[&str], firmware: &str| {
+        let mut args = vec!["eval"];
+        for p in policies {
+            args.extend(["--policy", p]);
+        }
+        args.extend(["--principal-json", who, "--action", "reboot", "--kind", "device", "--scope", "msp:acme/org:o1"]);
+        args.extend(["--resource-id", "d1", "--resource-attr", firmware]);
+        run(dir.path(), &args)
+    };
+    let v2 = ask(&["demo", "overlay"], "firmware=v2");
+    assert!(v2.stdout.contains("\"allowed\": true"), "{}{}", v2.stdout, v2.stderr);
+    // the kind keeps what it had: its own actions and attributes still decide as before
+    let view = run(
+        dir.path(),
+        &[
+            "eval",
+            "--policy",
+            "demo",
+            "--policy",
+            "overlay",
+            "--principal",
+            "ana",
+            "--action",
+            "delete",
+            "--kind",
+            "device",
+            "--scope",
+            "msp:acme/org:o1",
+        ],
+    );
+    assert!(view.stdout.contains("\"allowed\": true"), "{}{}", view.stdout, view.stderr);
+    let v1 = ask(&["demo", "overlay"], "firmware=v1");
+    assert!(v1.stdout.contains("\"reason\": \"condition_false\""), "{}", v1.stdout);
+    // without the overlay the action does not exist
+    let base = run(
+        dir.path(),
+        &[
+            "eval",
+            "--policy",
+            "demo",
+            "--principal",
+            "ana",
+            "--action",
+            "reboot",
+            "--kind",
+            "device",
+            "--scope",
+            "msp:acme/org:o1",
+        ],
+    );
+    assert!(base.stdout.contains("\"reason\": \"unknown_action\""), "{}", base.stdout);
+}
