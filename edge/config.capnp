@@ -4,7 +4,7 @@
 #   ROLESCOPE_EDGE_UPSTREAM=http://127.0.0.1:8081 ROLESCOPE_EDGE_JWKS="$(cat gateway/demo/keys/jwks.json)" \
 #     edge/node_modules/.bin/workerd serve edge/config.capnp --socket-addr http=127.0.0.1:8787
 #
-# It listens on 127.0.0.1 only; the worker may reach loopback addresses only (the upstream).
+# It listens on 127.0.0.1:8787 (`--socket-addr http=127.0.0.1:PORT` for another port) only; the worker may reach loopback addresses only (the upstream).
 # Settings come from the environment (ROLESCOPE_EDGE_*), so one file serves every test run.
 
 using Workerd = import "/workerd/workerd.capnp";

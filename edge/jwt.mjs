@@ -15,15 +15,20 @@ const ALGORITHMS = {
 /** The claim names the gateway reads by default. */
 export const DEFAULT_CLAIMS = { subject: "sub", status: "status", assignments: "assignments", attributes: "attributes" };
 
-/** A token that is not accepted, with the gateway's reason code. */
+/**
+ * A token that is not accepted, with the gateway's reason code (the response body's) and its
+ * precise cause (the decision record's `cause`, the gateway's codes: `malformed`,
+ * `algorithm_not_allowed`, `key_mismatch`, `bad_signature`, `claims`, or the reason itself).
+ */
 export class TokenError extends Error {
-  constructor(reason) {
+  constructor(reason, cause = reason) {
     super(reason);
     this.reason = reason;
+    this.cause = cause;
   }
 }
 
-const invalid = () => new TokenError("invalid_token");
+const invalid = (cause = "malformed") => new TokenError("invalid_token", cause);
 
 /** Strict base64url (no padding, no other alphabet) to bytes. */
 function b64url(s) {
@@ -148,10 +153,10 @@ export class JwtVerifier {
     if (parts.length !== 3) throw invalid();
     const header = json(b64url(parts[0]));
     const alg = header.alg;
-    if (typeof alg !== "string" || !this.algorithms.includes(alg)) throw invalid();
+    if (typeof alg !== "string" || !this.algorithms.includes(alg)) throw invalid(typeof alg === "string" ? "algorithm_not_allowed" : "malformed");
     const entry = typeof header.kid === "string" ? this.keys.get(header.kid) : undefined;
     if (!entry) throw new TokenError("unknown_key");
-    if (entry.kty !== ALGORITHMS[alg].kty || (entry.alg !== undefined && entry.alg !== alg)) throw invalid();
+    if (entry.kty !== ALGORITHMS[alg].kty || (entry.alg !== undefined && entry.alg !== alg)) throw invalid("key_mismatch");
     const signature = b64url(parts[2]);
     const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
     let ok = false;
@@ -160,23 +165,23 @@ export class JwtVerifier {
     } catch {
       ok = false;
     }
-    if (!ok) throw invalid();
+    if (!ok) throw invalid("bad_signature");
     const claims = json(b64url(parts[1]));
     this.validate(claims, now);
     const principal = principalFromClaims(claims, this.claims);
-    if (principal === null) throw invalid();
+    if (principal === null) throw invalid("claims");
     return { principal, exp: claims.exp };
   }
 
   /** The registered claims, in the order the gateway's library checks them. */
   validate(claims, now) {
     // Required: exp (a whole number), iss, aud.
-    if (!isUint(claims.exp)) throw invalid();
+    if (!isUint(claims.exp)) throw invalid("claims");
     const iss = names(claims.iss, this.issuer);
     if (iss === undefined) throw new TokenError("wrong_issuer");
     const aud = names(claims.aud, this.audience);
     if (aud === undefined) throw new TokenError("wrong_audience");
-    if (claims.nbf !== undefined && !isUint(claims.nbf)) throw invalid();
+    if (claims.nbf !== undefined && !isUint(claims.nbf)) throw invalid("claims");
     if (claims.exp < now - this.leeway) throw new TokenError("expired_token");
     if (claims.nbf !== undefined && claims.nbf > now + this.leeway) throw new TokenError("token_not_yet_valid");
     if (!iss) throw new TokenError("wrong_issuer");

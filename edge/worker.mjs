@@ -16,7 +16,11 @@
 //   JWKS            the key set, JSON text             JWKS_URL       or where to fetch it
 //   JWT_ALGORITHMS  default "RS256,ES256"              JWT_LEEWAY     seconds, default 30
 //   MAX_BODY_BYTES  default 10485760                   UPSTREAM_TIMEOUT_MS  default 30000
-//   DECISION_LOG    "stdout" to log one JSON line per decision
+//   DECISION_LOG    "stdout" (default): one JSON line per decision, the gateway's record shape
+//                   (`rolescope-decision/1`, gateway/README.md); "off": none
+// Without UPSTREAM, JWT_ISSUER, JWT_AUDIENCE or a key set (JWKS / JWKS_URL) the worker is
+// misconfigured: it answers every request 503 `misconfigured` and says what is missing on the
+// first one (the Workers runtime gives a worker its settings with the first request).
 
 import { Policy, initSync } from "./dist/rolescope_wasm.js";
 import wasmModule from "./dist/rolescope_wasm_bg.wasm";
@@ -51,6 +55,8 @@ export function refusal(kind, reason) {
       return [413, "payload_too_large", "body_too_large"];
     case "unavailable":
       return [503, "unavailable", reason];
+    case "misconfigured":
+      return [503, "unavailable", "misconfigured"];
     case "upstream_unavailable":
       return [502, "bad_gateway", "upstream_unavailable"];
     case "upstream_timeout":
@@ -157,6 +163,44 @@ export function targetOf(url) {
   return url.slice(pathStart);
 }
 
+/** What is missing from the settings (empty when the worker can enforce). */
+export function misconfiguration(env) {
+  const missing = [];
+  for (const name of ["UPSTREAM", "JWT_ISSUER", "JWT_AUDIENCE"]) if (!env[name]) missing.push(name);
+  if (!env.JWKS && !env.JWKS_URL) missing.push("JWKS or JWKS_URL");
+  return missing;
+}
+
+let misconfigReported = false;
+
+/**
+ * The decision record (`rolescope-decision/1`, the gateway's shape). `latency_us` is null: the
+ * Workers runtime stops its clock while a worker computes (it moves only across I/O), so the
+ * time to decide cannot be measured here.
+ */
+export function decisionRecord({ decisionId, method, target, principal, d, allowed, reason, cause, revision }) {
+  const route = d?.route ?? null;
+  const question = d && typeof d.action === "string" && typeof d.kind === "string"
+    ? { action: d.action, id: d.resourceId ?? "", kind: d.kind, scope: d.scope ?? "", tenant: d.tenant ?? null }
+    : null;
+  return {
+    allowed,
+    cause: cause ?? null,
+    decision_id: decisionId,
+    detail: d?.detail ?? null,
+    latency_us: null,
+    principal: principal ?? null,
+    question,
+    reason,
+    request: { method, target },
+    revision,
+    route,
+    route_miss: route !== null ? null : d ? (d.reason === "invalid_path" ? "invalid_path" : "no_route") : "not_reached",
+    schema: "rolescope-decision/1",
+    time: new Date().toISOString(),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // One request.
 
@@ -168,7 +212,7 @@ async function identify(request, env, now) {
   const space = value.indexOf(" ");
   const scheme = space < 0 ? "" : value.slice(0, space);
   const token = space < 0 ? "" : value.slice(space + 1).trim();
-  if (space < 0 || scheme.toLowerCase() !== "bearer" || token === "") throw new TokenError("invalid_token");
+  if (space < 0 || scheme.toLowerCase() !== "bearer" || token === "") throw new TokenError("invalid_token", "not_bearer");
   const v = await loadVerifier(env, now);
   if (v.error) throw new TokenError("unknown_key");
   const cached = principals.get(token);
@@ -243,27 +287,36 @@ async function forward(request, env, target, decisionId, revision, principal) {
 }
 
 async function handle(request, env) {
-  const start = Date.now();
-  const now = Math.floor(start / 1000);
+  const now = Math.floor(Date.now() / 1000);
   const decisionId = newId();
   const { policy } = loadEngine();
   const revision = policy ? policy.revision : "none";
   const target = targetOf(request.url);
   const method = request.method;
-  const log = { decision_id: decisionId, method, principal: null, route: null, action: null, kind: null, tenant: null, resource: null };
+  const log = { principal: null, d: null, cause: null };
   let result;
-  try {
-    result = await enforce(request, env, { now, decisionId, policy, revision, target, method, log });
-  } catch (e) {
-    console.error("rolescope: engine fault:", String(e));
-    result = reject("unavailable", "engine_fault", decisionId);
+  const missing = misconfiguration(env);
+  if (missing.length > 0) {
+    if (!misconfigReported) {
+      misconfigReported = true;
+      console.error(`rolescope: misconfigured: ${missing.join(", ")} not set (workerd: ROLESCOPE_EDGE_*; wrangler: [vars]); every request answers 503 misconfigured`);
+    }
+    result = reject("misconfigured", null, decisionId);
+  } else {
+    try {
+      result = await enforce(request, env, { now, decisionId, policy, revision, target, method, log });
+    } catch (e) {
+      console.error("rolescope: engine fault:", String(e));
+      result = reject("unavailable", "engine_fault", decisionId);
+    }
   }
   const headers = new Headers(result.response.headers);
   headers.set("x-rolescope-decision-id", decisionId);
   headers.set("x-rolescope-revision", revision);
-  if (env.DECISION_LOG === "stdout") {
-    const line = { ...log, time: new Date(start).toISOString(), allowed: result.reason === "allowed", reason: result.reason, revision, latency_us: (Date.now() - start) * 1000 };
-    console.log(JSON.stringify(line));
+  if (env.DECISION_LOG !== "off") {
+    const allowed = log.d?.allowed === true;
+    const reason = allowed ? "allowed" : result.reason;
+    console.log(JSON.stringify(decisionRecord({ decisionId, method, target, principal: log.principal, d: log.d, allowed, reason, cause: log.cause, revision: policy ? revision : null })));
   }
   const { status, statusText, body } = result.response;
   return new Response(status === 101 || status === 204 || status === 304 || method === "HEAD" ? null : body, { status, statusText, headers });
@@ -283,7 +336,10 @@ async function enforce(request, env, { now, decisionId, policy, revision, target
   try {
     who = await identify(request, env, now);
   } catch (e) {
-    if (e instanceof TokenError) return reject("token", e.reason, decisionId);
+    if (e instanceof TokenError) {
+      log.cause = e.cause ?? e.reason;
+      return reject("token", e.reason, decisionId);
+    }
     if (e?.badRequest) return reject("bad_request", e.badRequest, decisionId);
     throw e;
   }
@@ -293,14 +349,8 @@ async function enforce(request, env, { now, decisionId, policy, revision, target
   if (d === null || typeof d !== "object" || typeof d.allowed !== "boolean" || typeof d.reason !== "string") {
     return reject("unavailable", "engine_fault", decisionId);
   }
-  Object.assign(log, {
-    principal: who?.principal.id ?? null,
-    route: d.route ?? null,
-    action: d.action ?? null,
-    kind: d.kind ?? null,
-    tenant: d.tenant ?? null,
-    resource: d.resourceId ?? null,
-  });
+  log.principal = who?.principal.id ?? null;
+  log.d = d;
   if (!d.allowed) return reject("denied", d.reason, decisionId);
   return forward(request, env, target, decisionId, revision, who?.principal.id ?? null);
 }

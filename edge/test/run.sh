@@ -15,4 +15,4 @@ if [ "${ROLESCOPE_SKIP_WASM_BUILD:-0}" != 1 ] || [ ! -f bindings/pkg/package.jso
   cargo xtask wasm
 fi
 cargo run -q -p rolescope-parity
-exec node --test edge/test/jwt.test.mjs edge/test/edge.test.mjs
+exec node --test edge/test/jwt.test.mjs edge/test/edge.test.mjs edge/test/records.test.mjs

@@ -150,7 +150,8 @@ fn log_decision(
         allowed,
         reason,
         cause,
-        ex.revision.as_deref(),
+        // refused before the engine (a token): the bundle in force
+        ex.revision.clone().or_else(|| state.current_revision()).as_deref(),
         took,
     ));
 }
