@@ -45,6 +45,10 @@ pub(crate) enum Command {
     /// Validate a policy and write it as a bundle (JSON) for the gateway and wasm hosts.
     #[command(after_help = EXIT_CODES)]
     Build(BuildArgs),
+    /// Rewrite YAML role files and suites in the one layout (comments kept); `--check` only
+    /// lists the files that are not in it.
+    #[command(after_help = EXIT_CODES)]
+    Fmt(FmtArgs),
     /// Write the JSON Schemas (draft-07) of role files and test suites, for editors.
     #[command(after_help = EXIT_CODES)]
     Schema(SchemaArgs),
@@ -257,4 +261,14 @@ pub(crate) struct SchemaArgs {
     /// Folder to write `policy.schema.json` and `test.schema.json` to.
     #[arg(short, long, value_name = "DIR", default_value = "policies/schema")]
     pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FmtArgs {
+    /// Role files, suites or folders (searched recursively, as `check` does).
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Change nothing; exit 3 when a file is not formatted (for CI).
+    #[arg(long)]
+    pub(crate) check: bool,
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Route(a) => commands::eval::run_route(&a, &style),
         Command::Explain(a) => commands::eval::run_explain(&a, &style),
         Command::Build(a) => commands::build::run(&a, &style),
+        Command::Fmt(a) => commands::fmt::run(&a, &style),
         Command::Schema(a) => commands::schema::run(&a),
         Command::Keygen(a) => commands::keygen::run(&a),
     };

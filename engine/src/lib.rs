@@ -11,6 +11,8 @@ mod eval;
 mod expr;
 #[cfg(feature = "compiler")]
 mod fixture;
+#[cfg(feature = "compiler")]
+mod fmt;
 mod ids;
 #[cfg(feature = "compiler")]
 mod lint;
@@ -37,6 +39,8 @@ pub use decision::{
 };
 pub use diag::{CompileError, Diagnostic, Severity, SourceLocation};
 pub use eval::{AllowedActions, RequestError};
+#[cfg(feature = "compiler")]
+pub use fmt::format_yaml;
 pub use ids::ResourceCache;
 pub use policy::{Combine, Policy, PreparedContext, PreparedPrincipal, PreparedResource, RoleSummary, Status};
 pub use request::{AssignRequest, Assignment, Principal, PrincipalRef, Request, Resource, Tenants};

@@ -4,6 +4,7 @@ pub(crate) mod ask;
 pub(crate) mod build;
 pub(crate) mod check;
 pub(crate) mod eval;
+pub(crate) mod fmt;
 pub(crate) mod junit;
 pub(crate) mod keygen;
 pub(crate) mod schema;

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod corpus;
 mod eval;
+mod fmt;
 mod help;
 mod mistakes;
 mod route;
