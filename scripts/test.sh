@@ -43,6 +43,12 @@ fi
 step "tests (unit, public API, corpus, CLI, doc tests; the gateway runs the module just built)"
 ROLESCOPE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/wasm/rolescope.wasm" cargo test --workspace --all-features --locked
 
+step "Kubernetes manifests (deploy/kubernetes): kubernetes-validate --strict offline (installs it in a venv under target/), their configurations through check-config"
+scripts/test-deploy.sh
+
+step "container image (scripts/image.sh --check): static musl binary, module and config FROM scratch with podman (installs podman); inspect, copy the binary out, one allow and one deny"
+scripts/image.sh --check
+
 step "parity corpus: native decisions (target/parity)"
 cargo run -q --locked -p rolescope-parity
 

@@ -11,6 +11,7 @@
 //! | node, size | `node bench/js/peers.mjs` |
 //! | gateway | `scripts/bench-gateway.sh` |
 //! | directory | `cargo bench -p rolescope-gateway --profile release --bench directory` (the principal directory at 100,000 principals) |
+//! | forward-auth | `scripts/bench-forward-auth.sh` |
 //!
 //! This task runs them in that order on one machine, then writes the report: the machine and
 //! every version at the top, a table of every goal, then the fragments. A part that fails is
@@ -38,7 +39,7 @@ struct Options {
     report_only: bool,
 }
 
-const PARTS: [&str; 4] = ["native", "node", "gateway", "directory"];
+const PARTS: [&str; 5] = ["native", "node", "gateway", "directory", "forward-auth"];
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options::default();
@@ -58,7 +59,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             other => {
                 return Err(fail(format!(
-                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway,directory] [--report-only])"
+                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway,directory,forward-auth] [--report-only])"
                 )));
             }
         }
@@ -140,6 +141,17 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             .args(["--out", &out_s])
             .args(quick));
         record(&mut failures, "directory", r);
+        done(t);
+    }
+    if wanted("forward-auth") {
+        let t = step(
+            "forward-auth: nginx + auth_request -> rolescope vs nginx alone vs the gateway (wrk, fixed rate and saturation)",
+        );
+        let r = run(Command::new("bash")
+            .current_dir(root)
+            .args(["scripts/bench-forward-auth.sh", "--out", &out_s])
+            .args(quick));
+        record(&mut failures, "forward-auth", r);
         done(t);
     }
 
@@ -312,7 +324,7 @@ fn cell(s: &str) -> String {
 
 fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[(String, String)]) -> Result<String> {
     // fragment files in report order: each part, then the size part the node program writes
-    let order = ["native", "node", "size", "gateway", "directory"];
+    let order = ["native", "node", "size", "gateway", "directory", "forward-auth"];
     let mut summaries: Vec<(&str, Value)> = Vec::new();
     for part in order {
         if let Some(v) = summary(out, part)? {

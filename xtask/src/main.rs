@@ -59,7 +59,7 @@ tasks:
   parity      write the parity corpus (target/parity) and run it through the Node package
   bench-node  run the Node benchmarks (bindings/npm/bench/check.mjs)
   bench       every benchmark against the peers in one run, written to BENCHMARKS.md
-              [--quick] [--only native,node,gateway] [--report-only]
+              [--quick] [--only native,node,gateway,directory,forward-auth] [--report-only]
 ";
 
 fn main() -> ExitCode {
