@@ -15,7 +15,7 @@
 #              upstream. (`podman run` cannot start containers on the machines this runs on:
 #              crun may not set rlimits in their sandbox. Anywhere else:
 #              `podman run --read-only -p 8080:8080 -e ROLESCOPE_GATEWAY_UPSTREAM=... IMAGE`.)
-# Installs podman (Debian) and the musl target when missing.
+# Installs podman and musl-tools (Debian) and the musl target when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,6 +40,12 @@ command -v podman >/dev/null || {
 }
 TRIPLE=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
+# wasmtime's build script compiles a C helper: musl's compiler wrapper (Debian's musl-tools)
+command -v musl-gcc >/dev/null || {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null
+}
+export CC_x86_64_unknown_linux_musl=musl-gcc
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 start=$(date +%s)
@@ -84,7 +90,7 @@ cleanup() {
 trap cleanup EXIT
 
 # every file of every layer: the three files and their folders, nothing else
-podman save --format docker-archive -o "$WORK/image.tar" "$TAG" >/dev/null
+podman save -q --format docker-archive -o "$WORK/image.tar" "$TAG"
 mkdir "$WORK/archive"
 tar -xf "$WORK/image.tar" -C "$WORK/archive"
 python3 - "$WORK/archive" <<'PY' || fail "unexpected files in the image"
