@@ -73,6 +73,14 @@ struct Raw {
     tls: Option<RawTls>,
     #[serde(default)]
     readiness: RawReadiness,
+    #[serde(default)]
+    forwarding: RawForwarding,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForwarding {
+    strip_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +189,7 @@ struct RawLimits {
     max_body_bytes: Option<u64>,
     header_timeout: Option<String>,
     upstream_timeout: Option<String>,
+    write_timeout: Option<String>,
     shutdown_grace: Option<String>,
 }
 
@@ -316,8 +325,28 @@ pub(crate) struct Limits {
     pub(crate) max_body_bytes: u64,
     pub(crate) header_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
+    /// How long a write to a client may make no progress (a client that does not read its
+    /// response) before the connection is closed.
+    pub(crate) write_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
 }
+
+/// Request headers that would make the upstream act on another request than the one decided
+/// (method overrides, URL rewrites): removed before forwarding (`forwarding.strip_headers`
+/// replaces the list).
+pub(crate) const DEFAULT_STRIP_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-forwarded-method",
+];
 
 /// The gateway's configuration, checked: [`GatewayConfig::load`] reads the YAML file and the
 /// environment overrides and refuses anything it cannot use, naming the field.
@@ -347,6 +376,8 @@ pub struct GatewayConfig {
     /// `/readyz` also asks the upstream `GET <path>` (none: ready once a policy is loaded).
     pub(crate) health_path: Option<String>,
     pub(crate) directory: Option<DirectorySource>,
+    /// Request headers removed before forwarding ([`DEFAULT_STRIP_HEADERS`] unless configured).
+    pub(crate) strip_headers: Vec<http::HeaderName>,
 }
 
 impl GatewayConfig {
@@ -380,6 +411,7 @@ const ENV: &[(&str, &str)] = &[
     ("ROLESCOPE_GATEWAY_MAX_BODY_BYTES", "limits.max_body_bytes"),
     ("ROLESCOPE_GATEWAY_HEADER_TIMEOUT", "limits.header_timeout"),
     ("ROLESCOPE_GATEWAY_UPSTREAM_TIMEOUT", "limits.upstream_timeout"),
+    ("ROLESCOPE_GATEWAY_WRITE_TIMEOUT", "limits.write_timeout"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG", "decision_log.sink"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG_PATH", "decision_log.path"),
     ("ROLESCOPE_GATEWAY_GRPC_LISTEN", "authorize.grpc_listen"),
@@ -494,6 +526,7 @@ impl Raw {
             "limits.max_body_bytes" => self.limits.max_body_bytes = Some(parse_u64(&v)?),
             "limits.header_timeout" => self.limits.header_timeout = Some(v),
             "limits.upstream_timeout" => self.limits.upstream_timeout = Some(v),
+            "limits.write_timeout" => self.limits.write_timeout = Some(v),
             "decision_log.sink" => self.decision_log.sink = Some(v),
             "decision_log.path" => self.decision_log.path = Some(v),
             _ => return Err("no such field".into()),
@@ -635,11 +668,14 @@ impl Raw {
                 l.upstream_timeout.as_deref(),
                 Duration::from_secs(30),
             )?,
+            write_timeout: duration("limits.write_timeout", l.write_timeout.as_deref(), Duration::from_secs(30))?,
             shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), Duration::from_secs(10))?,
         };
-        for (field, d) in
-            [("limits.header_timeout", limits.header_timeout), ("limits.upstream_timeout", limits.upstream_timeout)]
-        {
+        for (field, d) in [
+            ("limits.header_timeout", limits.header_timeout),
+            ("limits.upstream_timeout", limits.upstream_timeout),
+            ("limits.write_timeout", limits.write_timeout),
+        ] {
             if d.is_zero() {
                 return Err(f(field, "must be more than 0"));
             }
@@ -668,6 +704,17 @@ impl Raw {
             trusted_proxies.push(net);
         }
 
+        let mut strip_headers = Vec::new();
+        let names = self
+            .forwarding
+            .strip_headers
+            .unwrap_or_else(|| DEFAULT_STRIP_HEADERS.iter().map(|n| (*n).to_owned()).collect());
+        for (i, n) in names.iter().enumerate() {
+            let name = http::HeaderName::from_bytes(n.trim().as_bytes())
+                .map_err(|_| f(format!("forwarding.strip_headers[{i}]"), format!("not a header name: {n:?}")))?;
+            strip_headers.push(name);
+        }
+
         Ok(GatewayConfig {
             listen,
             admin_listen,
@@ -687,6 +734,7 @@ impl Raw {
             tls,
             health_path,
             directory,
+            strip_headers,
         })
     }
 }

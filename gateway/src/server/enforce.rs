@@ -10,16 +10,25 @@ use arc_swap::ArcSwap;
 use rolescope_engine::{Principal, Reason};
 
 use super::identity::Verified;
+use super::lru::ByteLru;
 use super::reject::{BadRequest, Rejection, Unavailable};
 use crate::wasm_host::{Error, Handle, Host, HttpVerdict, Revision, WasmEngine};
 
-/// Prepared principals kept per thread (then all are released and the cache starts over).
-const HANDLES_PER_THREAD: usize = 4096;
+/// The prepared principals a thread keeps, in bytes of their JSON (what the guest parsed and
+/// holds; the guest's own copy is a small multiple of it). The least recently used leave
+/// first and are released in the guest, so the handles never fill the instance's memory.
+pub(crate) const PRINCIPAL_BYTES_PER_THREAD: usize = 4 << 20;
 
 thread_local! {
-    /// Guest handles by verified-token id (ids are unique in the process, so gateways sharing
-    /// a thread never mix theirs up; a handle used on the wrong host is stale and re-prepared).
-    static HANDLES: RefCell<HashMap<u64, Handle>> = RefCell::new(HashMap::new());
+    /// Guest handles (and their weight) by verified-token id (ids are unique in the process, so
+    /// gateways sharing a thread never mix theirs up; a handle used on the wrong host is stale
+    /// and re-prepared).
+    static HANDLES: RefCell<ByteLru<u64, (Handle, usize)>> = RefCell::new(ByteLru::new(PRINCIPAL_BYTES_PER_THREAD));
+}
+
+/// The weight of a prepared principal: its JSON's length (at least 256).
+fn principal_weight(p: &Principal) -> usize {
+    serde_json::to_vec(p).map_or(usize::MAX, |v| v.len()).max(256)
 }
 
 /// The request as the engine sees it.
@@ -144,13 +153,13 @@ fn with_handle<R>(
     mut f: impl FnMut(&mut Host, &Handle) -> Result<R, Error>,
 ) -> Result<R, Error> {
     let cached = HANDLES.with_borrow_mut(|m| m.remove(&id));
-    let mut handle = match cached {
-        Some(h) if h.revision() == revision => h,
-        Some(h) => {
+    let (mut handle, weight) = match cached {
+        Some((h, w)) if h.revision() == revision => (h, w),
+        Some((h, _)) => {
             host.release(h);
-            host.principal(principal)?
+            (host.principal(principal)?, principal_weight(principal))
         }
-        None => host.principal(principal)?,
+        None => (host.principal(principal)?, principal_weight(principal)),
     };
     let mut out = f(host, &handle);
     if out.as_ref().is_err_and(Error::is_stale_handle) {
@@ -158,12 +167,8 @@ fn with_handle<R>(
         handle = host.principal(principal)?;
         out = f(host, &handle);
     }
-    let evicted = HANDLES.with_borrow_mut(|m| {
-        let evicted = if m.len() >= HANDLES_PER_THREAD { m.drain().map(|(_, h)| h).collect() } else { Vec::new() };
-        m.insert(id, handle);
-        evicted
-    });
-    for h in evicted {
+    let evicted = HANDLES.with_borrow_mut(|m| m.insert(id, (handle, weight), weight));
+    for (h, _) in evicted {
         host.release(h);
     }
     out

@@ -3,6 +3,8 @@
 //! headers the upstream is told (principal, decision id, revision, trace context).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -63,6 +65,8 @@ pub(crate) static DECISION_ID: HeaderName = HeaderName::from_static("x-rolescope
 pub(crate) static REVISION: HeaderName = HeaderName::from_static("x-rolescope-revision");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones proxies drop).
 const HOP_BY_HOP: &[&str] = &[
@@ -99,6 +103,51 @@ pub(crate) fn strip_headers(headers: &mut HeaderMap, internal_too: bool) {
         for n in internal {
             headers.remove(n);
         }
+    }
+}
+
+/// The forwarding headers the upstream sees. From a peer in `trusted_proxies` the client's
+/// `Forwarded` and `X-Forwarded-*` are kept and the peer is appended to `X-Forwarded-For` and
+/// `Forwarded`; from anyone else every `Forwarded`, `X-Forwarded-*` and `X-Real-IP` header is
+/// dropped and replaced by the gateway's own (`X-Forwarded-For`, `X-Forwarded-Host`,
+/// `Forwarded: for=...;host=...`), never appended to.
+fn forwarding_headers(h: &mut HeaderMap, peer: std::net::IpAddr, trusted: bool, host: Option<&HeaderValue>) {
+    let node = match peer {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let joined = |name: &HeaderName, h: &HeaderMap| -> Option<String> {
+        let values: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    let (xff, fwd) = if trusted {
+        let xff = joined(&X_FORWARDED_FOR, h).map_or_else(|| peer.to_string(), |prev| format!("{prev}, {peer}"));
+        let fwd = joined(&FORWARDED, h).map_or_else(|| format!("for={node}"), |prev| format!("{prev}, for={node}"));
+        (xff, fwd)
+    } else {
+        let client: Vec<HeaderName> = h
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-forwarded-") || *k == FORWARDED || k.as_str() == "x-real-ip")
+            .cloned()
+            .collect();
+        for n in client {
+            h.remove(n);
+        }
+        let host = host.and_then(|v| v.to_str().ok()).filter(|v| !v.contains(['"', '\\']));
+        if let Some(v) = host.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(X_FORWARDED_HOST.clone(), v);
+        }
+        let fwd = match host {
+            Some(host) => format!("for={node};host=\"{host}\""),
+            None => format!("for={node}"),
+        };
+        (peer.to_string(), fwd)
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&fwd) {
+        h.insert(FORWARDED.clone(), v);
     }
 }
 
@@ -159,7 +208,14 @@ pub(crate) async fn forward(
     parts.version = http::Version::HTTP_11;
     let trace = traceparent(parts.headers.get(&TRACEPARENT));
     let h = &mut parts.headers;
+    let client_host = h.get(header::HOST).cloned();
+    let chunked = h.contains_key(header::TRANSFER_ENCODING);
     strip_headers(h, true);
+    if chunked {
+        // hyper's client sends no body for a GET or HEAD of unknown length unless told: the
+        // client's chunked body is forwarded as it came, not dropped.
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
     if let Some(host) = &state.config.upstream_host {
         h.insert(header::HOST, host.clone());
     } else if let Some(authority) = state.upstream.authority()
@@ -177,18 +233,22 @@ pub(crate) async fn forward(
         h.insert(REVISION.clone(), r);
     }
     h.insert(TRACEPARENT.clone(), trace);
-    // A client's own `X-Forwarded-For` is believed (and appended to) only from a trusted proxy.
-    let prev =
-        h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|_| state.config.is_trusted_proxy(remote.ip()));
-    let forwarded = match prev {
-        Some(prev) => format!("{prev}, {}", remote.ip()),
-        None => remote.ip().to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        h.insert(X_FORWARDED_FOR.clone(), v);
+    for name in &state.config.strip_headers {
+        h.remove(name);
     }
+    forwarding_headers(h, remote.ip(), state.config.is_trusted_proxy(remote.ip()), client_host.as_ref());
     let limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
-    let upstream_req = Request::from_parts(parts, stream(Limited::new(body, limit)));
+    // A failure of the client's own body (bad chunk framing, cut short) is the client's
+    // error: 400, not an upstream failure.
+    let client_fault = Arc::new(AtomicBool::new(false));
+    let fault = Arc::clone(&client_fault);
+    let body = Limited::new(body, limit).map_err(move |e| {
+        if !e.is::<http_body_util::LengthLimitError>() {
+            fault.store(true, Ordering::Relaxed);
+        }
+        e
+    });
+    let upstream_req = Request::from_parts(parts, stream(body));
     let sent = tokio::time::timeout(state.limits.upstream_timeout, state.client.request(upstream_req)).await;
     let res = match sent {
         Err(_) => return Err(Rejection::UpstreamTimeout),
@@ -199,6 +259,9 @@ pub(crate) async fn forward(
                     return Err(Rejection::BodyTooLarge);
                 }
                 source = s.source();
+            }
+            if client_fault.load(Ordering::Relaxed) {
+                return Err(Rejection::BadRequest(BadRequest::MalformedBody));
             }
             return Err(upstream_failure(&e));
         }

@@ -21,6 +21,8 @@ pub(crate) fn check<B>(req: &Request<B>, max_body_bytes: u64) -> Result<(), Reje
     // What hyper does not pass on; the connection saw it in the head.
     match req.extensions().get::<HeadFinding>() {
         Some(HeadFinding::AmbiguousFraming) => return bad(BadRequest::AmbiguousFraming),
+        Some(HeadFinding::BareLineFeed) => return bad(BadRequest::BareLineFeed),
+        Some(HeadFinding::Unframed) => return bad(BadRequest::Unframed),
         // the engine refuses a `#` in a target; the `http` crate has dropped it by now
         Some(HeadFinding::Fragment) => return Err(Rejection::Denied(rolescope_engine::Reason::InvalidPath)),
         None => {}
@@ -51,13 +53,98 @@ pub(crate) fn check<B>(req: &Request<B>, max_body_bytes: u64) -> Result<(), Reje
     Ok(())
 }
 
-/// A token in the query string: tokens go in `Authorization` only.
+/// The gateway front forwards HTTP requests and does not tunnel: a protocol upgrade
+/// (WebSocket, h2c, ...; `Upgrade`, `Connection: upgrade`, a WebSocket handshake header) is
+/// refused rather than forwarded as a plain request. (The authorization-only front decides
+/// such requests: its proxy does the tunnelling.)
+pub(crate) fn refuse_upgrade<B>(req: &Request<B>) -> Result<(), Rejection> {
+    if asks_upgrade(req.headers()) {
+        return Err(Rejection::BadRequest(BadRequest::UpgradeRefused));
+    }
+    Ok(())
+}
+
+fn asks_upgrade(h: &http::HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        || h.get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade")))
+        || h.keys().any(|k| k.as_str().starts_with("sec-websocket-"))
+        || h.contains_key("http2-settings")
+}
+
+/// A token in the query string: tokens go in `Authorization` only. Parameter names are
+/// compared the way servers and frameworks read them, so no spelling slips past: split at `&`
+/// and `;`, `+` as a space, percent-decoded (again while that changes it: some stacks decode
+/// twice), surrounding whitespace dropped, a bracket suffix (`access_token[]`) dropped, `.` and
+/// spaces read as `_` (PHP), any letter case.
 pub(crate) fn check_query(q: &str) -> Result<(), Rejection> {
-    if q.split('&').any(|kv| {
-        let name = kv.split('=').next().unwrap_or_default();
-        name.eq_ignore_ascii_case("access_token") || name.eq_ignore_ascii_case("id_token")
-    }) {
+    if q.split(['&', ';']).any(|kv| is_token_parameter(kv.split('=').next().unwrap_or_default())) {
         return Err(Rejection::BadRequest(BadRequest::TokenInQuery));
     }
     Ok(())
+}
+
+/// Whether a raw query parameter name reads as `access_token` or `id_token`.
+fn is_token_parameter(raw: &str) -> bool {
+    let mut name = raw.replace('+', " ").into_bytes();
+    for _ in 0..4 {
+        let decoded = percent_decode(&name);
+        if decoded == name {
+            break;
+        }
+        name = decoded;
+    }
+    let name = String::from_utf8_lossy(&name);
+    let name = name.split('[').next().unwrap_or_default().trim();
+    let name: String = name.chars().map(|c| if c == '.' || c == ' ' { '_' } else { c.to_ascii_lowercase() }).collect();
+    name == "access_token" || name == "id_token"
+}
+
+/// `%XX` decoded (anything else, an invalid escape included, kept as it is).
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_parameters_in_every_spelling() {
+        for q in [
+            "access_token=x",
+            "a=1&ACCESS_TOKEN=x",
+            "access%5Ftoken=x",
+            "%61ccess_token=x",
+            "%2561ccess_token=x",
+            "a=1;access_token=x",
+            "access_token[]=x",
+            "access_token[0]=x",
+            "access.token=x",
+            "access+token=x",
+            "+access_token=x",
+            "id_token",
+            "Id%5FToken=x",
+        ] {
+            assert!(check_query(q).is_err(), "{q}");
+        }
+        for q in ["a=access_token", "my_access_token=x", "access_tokens=x", "x=1&y=%zz", "token=x"] {
+            assert!(check_query(q).is_ok(), "{q}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
@@ -15,10 +15,18 @@ use rolescope_engine::{Assignment, Principal};
 use serde_json::{Map, Value};
 
 use super::config::{ClaimNames, ClaimRule, JwtConfig};
+use super::lru::ByteLru;
 use super::reject::TokenError;
 
-/// How many verified tokens are kept (then the expired ones are dropped, or all of them).
-const CACHE_CAPACITY: usize = 65_536;
+/// The verified-token cache's budget, in bytes of weight (see [`token_weight`]); the least
+/// recently used tokens leave first.
+pub(crate) const TOKEN_CACHE_BYTES: usize = 32 << 20;
+
+/// About the memory a cached token holds: the key, and a principal parsed from the token's
+/// claims (never more than twice the token's size).
+fn token_weight(token: &str) -> usize {
+    3 * token.len() + 256
+}
 
 /// A verified token: who it names, until when.
 #[derive(Debug)]
@@ -52,7 +60,7 @@ pub(crate) struct Identity {
     claims: ClaimNames,
     rules: Vec<ClaimRule>,
     keys: ArcSwap<HashMap<String, Key>>,
-    cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    cache: Mutex<ByteLru<Arc<str>, Arc<Verified>>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -97,7 +105,7 @@ impl Identity {
             claims: cfg.claims.clone(),
             rules: cfg.rules.clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
-            cache: RwLock::new(HashMap::new()),
+            cache: Mutex::new(ByteLru::new(TOKEN_CACHE_BYTES)),
         }
     }
 
@@ -125,34 +133,30 @@ impl Identity {
         }
         let n = keys.len();
         self.keys.store(Arc::new(keys));
-        if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = ByteLru::new(TOKEN_CACHE_BYTES);
         }
         Ok(n)
     }
 
     /// Verify a bearer token (cached until it expires).
     pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, TokenError> {
-        if let Ok(cache) = self.cache.read()
+        if let Ok(mut cache) = self.cache.lock()
             && let Some(v) = cache.get(token)
             && now < v.exp
         {
             return Ok(Arc::clone(v));
         }
         let verified = Arc::new(self.verify_uncached(token)?);
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_CAPACITY {
-                cache.retain(|_, v| now < v.exp);
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-            }
-            cache.insert(token.into(), Arc::clone(&verified));
+        if let Ok(mut cache) = self.cache.lock() {
+            // what leaves is dropped (a token is verified again when it comes back)
+            drop(cache.insert(token.into(), Arc::clone(&verified), token_weight(token)));
         }
         Ok(verified)
     }
 
     fn verify_uncached(&self, token: &str) -> Result<Verified, TokenError> {
+        jose_header_rules(token)?;
         // `alg: none` and unknown algorithms fail here: `Algorithm` has no such variant.
         let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
         let validation = self.validations.iter().find(|(a, _)| *a == header.alg).map(|(_, v)| v);
@@ -179,6 +183,13 @@ impl Identity {
                 _ => TokenError::Invalid,
             })?;
         let claims = data.claims;
+        // jsonwebtoken accepts an `iss` array holding the issuer; a token names one issuer.
+        if !claims.get("iss").is_some_and(Value::is_string) {
+            return Err(TokenError::WrongIssuer);
+        }
+        if claims.get("sub").is_some_and(|s| !s.is_string()) {
+            return Err(TokenError::Claims);
+        }
         let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::Claims)?;
         let mut principal = principal_from_claims(&claims, &self.claims).ok_or(TokenError::Claims)?;
         let granted = granted_by_rules(&claims, &self.rules);
@@ -194,14 +205,27 @@ impl Identity {
 /// Why a token's header cannot be read: a header that names an algorithm jsonwebtoken does
 /// not know (`none`, ...) is an algorithm refused; anything else is not a JWT.
 fn unreadable_header(token: &str) -> TokenError {
-    use base64::Engine as _;
-    let alg = token
-        .split('.')
-        .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
-        .and_then(|h| serde_json::from_slice::<Map<String, Value>>(&h).ok())
-        .is_some_and(|h| h.get("alg").is_some_and(Value::is_string));
+    let alg = header_json(token).is_some_and(|h| h.get("alg").is_some_and(Value::is_string));
     if alg { TokenError::AlgorithmNotAllowed } else { TokenError::Malformed }
+}
+
+/// The token's JOSE header as sent (`None`: not base64url JSON).
+fn header_json(token: &str) -> Option<Map<String, Value>> {
+    use base64::Engine as _;
+    let segment = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// RFC 7515 rules on the JOSE header that jsonwebtoken does not apply: a `crit` parameter
+/// names extensions the verifier must understand, and the gateway understands none (4.1.11:
+/// refuse); `b64` (RFC 7797, unencoded payloads) changes what the signature covers and is
+/// refused whatever its value. (An unreadable header is left to `decode_header`.)
+fn jose_header_rules(token: &str) -> Result<(), TokenError> {
+    if header_json(token).is_some_and(|h| h.contains_key("crit") || h.contains_key("b64")) {
+        return Err(TokenError::HeaderNotAllowed);
+    }
+    Ok(())
 }
 
 /// The principal described by verified claims; `None` when they do not fit (no subject, an

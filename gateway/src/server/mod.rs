@@ -27,6 +27,7 @@ mod ext_authz;
 mod forward;
 mod frame;
 mod identity;
+mod lru;
 mod mint;
 mod pipeline;
 mod proxy;
@@ -356,7 +357,7 @@ async fn serve<F, Fut>(
                     Err(_) => continue,
                 };
                 let flags = Arc::new(ConnFlags::default());
-                let io = Tracked::new(tcp, Arc::clone(&flags), state.limits.max_header_bytes);
+                let io = Tracked::new(tcp, Arc::clone(&flags), state.limits.max_header_bytes, state.limits.write_timeout);
                 let service = service(handler.clone(), remote, Some(Arc::clone(&flags)));
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                 tokio::spawn(async move {
@@ -454,7 +455,7 @@ async fn serve_tls<F, Fut>(
     } else {
         let builder = builder.http1_only();
         let flags = Arc::new(ConnFlags::default());
-        let io = Tracked::new(stream, Arc::clone(&flags), limits.max_header_bytes);
+        let io = Tracked::new(stream, Arc::clone(&flags), limits.max_header_bytes, limits.write_timeout);
         let service = service(handler, remote, Some(flags));
         graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await
     };

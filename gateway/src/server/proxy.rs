@@ -44,6 +44,7 @@ async fn process(
     ex: &mut Exchange,
 ) -> Result<Response<Body>, Rejection> {
     frame::check(&req, state.limits.max_body_bytes)?;
+    frame::refuse_upgrade(&req)?;
     let inbound = Inbound {
         method: req.method().as_str(),
         target: req.uri().path_and_query().map_or("/", |p| p.as_str()),

@@ -41,6 +41,8 @@ pub(crate) enum TokenError {
     /// The claims do not describe a principal (no `exp`, no subject, assignments of another
     /// shape).
     Claims,
+    /// The JOSE header has a parameter the gateway refuses (`crit`, `b64`).
+    HeaderNotAllowed,
 }
 
 impl TokenError {
@@ -54,7 +56,8 @@ impl TokenError {
             | TokenError::AlgorithmNotAllowed
             | TokenError::KeyMismatch
             | TokenError::BadSignature
-            | TokenError::Claims => "invalid_token",
+            | TokenError::Claims
+            | TokenError::HeaderNotAllowed => "invalid_token",
             TokenError::Expired => "expired_token",
             TokenError::NotYetValid => "token_not_yet_valid",
             TokenError::WrongIssuer => "wrong_issuer",
@@ -74,13 +77,14 @@ impl TokenError {
             TokenError::KeyMismatch => "key_mismatch",
             TokenError::BadSignature => "bad_signature",
             TokenError::Claims => "claims",
+            TokenError::HeaderNotAllowed => "header_not_allowed",
             other => other.as_str(),
         }
     }
 
     /// Every token refusal.
     #[cfg(test)]
-    pub(crate) const ALL: [TokenError; 13] = [
+    pub(crate) const ALL: [TokenError; 14] = [
         TokenError::Missing,
         TokenError::Invalid,
         TokenError::Expired,
@@ -94,6 +98,7 @@ impl TokenError {
         TokenError::KeyMismatch,
         TokenError::BadSignature,
         TokenError::Claims,
+        TokenError::HeaderNotAllowed,
     ];
 }
 
@@ -110,6 +115,15 @@ pub(crate) enum BadRequest {
     TokenInQuery,
     /// `Content-Length` together with `Transfer-Encoding`, or several lengths.
     AmbiguousFraming,
+    /// A line of the request head ends in a bare `\n`.
+    BareLineFeed,
+    /// The connection's bytes before this request could not be framed (a head or chunk line
+    /// the gateway cannot parse): nothing more on the connection is read.
+    Unframed,
+    /// The request body is not valid framing (a bad chunk), or ended before its length.
+    MalformedBody,
+    /// An `Upgrade` (WebSocket, h2c, ...) on a route that does not declare it.
+    UpgradeRefused,
     /// A request target that is neither origin-form nor absolute-form.
     InvalidTarget,
     /// A request the engine cannot be asked about (over 256 headers, a header name over
@@ -131,6 +145,10 @@ impl BadRequest {
             BadRequest::HostMismatch => "host_mismatch",
             BadRequest::TokenInQuery => "token_in_query",
             BadRequest::AmbiguousFraming => "ambiguous_framing",
+            BadRequest::BareLineFeed => "bare_line_feed",
+            BadRequest::Unframed => "unframed_request",
+            BadRequest::MalformedBody => "malformed_body",
+            BadRequest::UpgradeRefused => "upgrade_refused",
             BadRequest::InvalidTarget => "invalid_target",
             BadRequest::Unrepresentable => "invalid_request",
             BadRequest::MissingOriginal => "missing_original_request",
@@ -239,6 +257,21 @@ impl Rejection {
         })
     }
 
+    /// Whether the connection must close after this response: the request stream can no
+    /// longer be trusted to say where the next request starts.
+    pub(crate) fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            Rejection::BadRequest(
+                BadRequest::AmbiguousFraming
+                    | BadRequest::BareLineFeed
+                    | BadRequest::Unframed
+                    | BadRequest::MalformedBody
+                    | BadRequest::UpgradeRefused
+            ) | Rejection::BodyTooLarge
+        )
+    }
+
     /// The reason code (as logged).
     pub(crate) fn reason(self) -> &'static str {
         self.parts().2
@@ -270,6 +303,9 @@ impl Rejection {
         if let Some(challenge) = self.challenge() {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        if self.closes_connection() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     }
 }
@@ -291,6 +327,10 @@ mod tests {
             (Rejection::Token(TokenError::Expired), 401, "unauthenticated", "expired_token"),
             (Rejection::Token(TokenError::UnknownKey), 401, "unauthenticated", "unknown_key"),
             (Rejection::BadRequest(BadRequest::TokenInQuery), 400, "bad_request", "token_in_query"),
+            (Rejection::BadRequest(BadRequest::BareLineFeed), 400, "bad_request", "bare_line_feed"),
+            (Rejection::BadRequest(BadRequest::Unframed), 400, "bad_request", "unframed_request"),
+            (Rejection::BadRequest(BadRequest::MalformedBody), 400, "bad_request", "malformed_body"),
+            (Rejection::BadRequest(BadRequest::UpgradeRefused), 400, "bad_request", "upgrade_refused"),
             (Rejection::BodyTooLarge, 413, "payload_too_large", "body_too_large"),
             (Rejection::Unavailable(Unavailable::NoPolicy), 503, "unavailable", "no_policy"),
             (Rejection::Unavailable(Unavailable::EngineFault), 503, "unavailable", "engine_fault"),

@@ -12,8 +12,10 @@
 
 mod attacks;
 mod authz;
+mod bypass;
 mod directory;
 mod ext_authz;
+mod framing;
 mod matrix;
 #[expect(dead_code, reason = "shared with the host tests, which use the rest of it")]
 #[path = "../host/module.rs"]

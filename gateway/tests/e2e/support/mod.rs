@@ -115,6 +115,7 @@ pub(crate) struct LoggedRequest {
     pub(crate) method: String,
     pub(crate) target: String,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl LoggedRequest {
@@ -129,7 +130,7 @@ impl LoggedRequest {
                     .collect()
             })
             .unwrap_or_default();
-        Self { method: s("method"), target: s("target"), headers }
+        Self { method: s("method"), target: s("target"), headers, body: s("body") }
     }
 
     /// Every value of header `name`.
@@ -158,11 +159,22 @@ pub(crate) struct GatewayConfig {
     /// YAML appended right after the `identity.jwt` block (4 spaces: more `jwt` fields; 2
     /// spaces: more `identity` fields).
     pub(crate) identity_extra: String,
+    /// `identity.jwt.algorithms` and `jwks_file` (RS256 and the test key set by default).
+    pub(crate) algorithms: &'static str,
+    pub(crate) jwks: PathBuf,
 }
 
 impl GatewayConfig {
     pub(crate) fn new(upstream: &Upstream, source: Source) -> Self {
-        Self { upstream: upstream.url(), source, enforce: true, extra: String::new(), identity_extra: String::new() }
+        Self {
+            upstream: upstream.url(),
+            source,
+            enforce: true,
+            extra: String::new(),
+            identity_extra: String::new(),
+            algorithms: "[RS256]",
+            jwks: tokens::jwks_file(),
+        }
     }
 
     fn yaml(&self, listen: SocketAddr, admin: SocketAddr, dir: &Path) -> String {
@@ -178,10 +190,11 @@ impl GatewayConfig {
         }
         writeln!(
             y,
-            "identity:\n  jwt:\n    issuer: \"{}\"\n    audience: \"{}\"\n    algorithms: [RS256]\n    jwks_file: {}\n    leeway: 0s",
+            "identity:\n  jwt:\n    issuer: \"{}\"\n    audience: \"{}\"\n    algorithms: {}\n    jwks_file: {}\n    leeway: 0s",
             tokens::ISSUER,
             tokens::AUDIENCE,
-            tokens::jwks_file().display()
+            self.algorithms,
+            self.jwks.display()
         )
         .unwrap();
         y.push_str(&self.identity_extra);

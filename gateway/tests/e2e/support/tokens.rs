@@ -63,6 +63,31 @@ pub(crate) fn sign_rs256(claims: &Value, kid: Option<&str>, other_key: bool) -> 
     jsonwebtoken::encode(&header, claims, &key).expect("sign")
 }
 
+/// Sign `claims` with RS256 and the test key under a JOSE header given as JSON (extra
+/// parameters such as `crit` or `b64` that jsonwebtoken's `Header` cannot carry).
+pub(crate) fn sign_with_header(header: &Value, claims: &Value) -> String {
+    let key = EncodingKey::from_rsa_pem(&read("signer.pem")).expect("test key");
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::RS256).expect("sign");
+    format!("{input}.{signature}")
+}
+
+/// The `kid` of the Ed25519 key in `keys/ed25519-jwks.json` (signing is cheap in a debug
+/// build: the tests that need thousands of tokens use it).
+pub(crate) const ED_KID: &str = "e2e-ed25519";
+
+/// Sign `claims` with EdDSA (Ed25519) and `keys/ed25519.pem`.
+pub(crate) fn sign_eddsa(claims: &Value, key: &EncodingKey) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(ED_KID.into());
+    jsonwebtoken::encode(&header, claims, key).expect("sign")
+}
+
+/// The Ed25519 signing key.
+pub(crate) fn ed_key() -> EncodingKey {
+    EncodingKey::from_ed_pem(&read("ed25519.pem")).expect("test key")
+}
+
 /// A valid token for `p`.
 pub(crate) fn token(p: &Principal) -> String {
     sign_rs256(&claims(p), Some(KID), false)
