@@ -17,7 +17,7 @@ use crate::wasm_host::{Error, Handle, Host, HttpVerdict, Revision, WasmEngine};
 /// The prepared principals a thread keeps, in bytes of their JSON (what the guest parsed and
 /// holds; the guest's own copy is a small multiple of it). The least recently used leave
 /// first and are released in the guest, so the handles never fill the instance's memory.
-pub(crate) const PRINCIPAL_BYTES_PER_THREAD: usize = 4 << 20;
+pub(crate) const PRINCIPAL_BYTES_PER_THREAD: usize = 2 << 20;
 
 thread_local! {
     /// Guest handles (and their weight) by verified-token id (ids are unique in the process, so

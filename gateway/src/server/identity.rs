@@ -20,7 +20,7 @@ use super::reject::TokenError;
 
 /// The verified-token cache's budget, in bytes of weight (see [`token_weight`]); the least
 /// recently used tokens leave first.
-pub(crate) const TOKEN_CACHE_BYTES: usize = 32 << 20;
+pub(crate) const TOKEN_CACHE_BYTES: usize = 16 << 20;
 
 /// About the memory a cached token holds: the key, and a principal parsed from the token's
 /// claims (never more than twice the token's size).

@@ -538,18 +538,18 @@ fn memory_per_principal_is_bounded() {
         peak / 1024
     );
     assert!(errors.is_empty(), "{} of {n} requests failed: {:?}", errors.len(), &errors[..errors.len().min(10)]);
-    // the bound gateway/README.md states: the token cache's 32 MiB and each worker's 4 MiB of
+    // the bound gateway/README.md states: the token cache's 16 MiB and each worker's 2 MiB of
     // prepared principals (a small multiple in guest memory) over the idle gateway
     let growth = peak.saturating_sub(before) / 1024;
     assert!(growth <= MEMORY_BOUND_MIB, "RSS grew by {growth} MiB (bound {MEMORY_BOUND_MIB} MiB)");
     // and it stops growing once the caches are full (before: ~57 KiB more per token, for ever)
     let late = after.saturating_sub(middle) / 1024;
-    assert!(late <= 32, "RSS grew by {late} MiB in the second half of the run");
+    assert!(late <= 16, "RSS grew by {late} MiB in the second half of the run");
     stack.upstream.clear();
 }
 
 /// The documented bound on the gateway's growth under many large principals (MiB).
-const MEMORY_BOUND_MIB: u64 = 160;
+const MEMORY_BOUND_MIB: u64 = 64;
 
 /// Send `req` on the kept connection (opening one when needed) and read one response's status.
 fn keep_alive_status(conn: &mut Option<TcpStream>, addr: std::net::SocketAddr, req: &[u8]) -> u16 {
