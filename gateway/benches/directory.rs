@@ -144,7 +144,10 @@ fn main() {
     let _ = writeln!(md, "| load, signed (ed25519 verified first) | {:.0} ms |", signed_t.as_secs_f64() * 1e3);
     let _ = writeln!(md, "| memory held by the loaded directory | {} ({} bytes per principal) |", mib(held), held / n);
     let _ = writeln!(md, "| peak memory while loading (unsigned / signed) | {} / {} |", mib(peak), mib(signed_peak));
-    let _ = writeln!(md, "| one lookup by subject | {} ns |", lookup.as_nanos());
+    let _ = writeln!(md, "| one lookup by subject (building the subject string included) | {} ns |", lookup.as_nanos());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let _ = writeln!(md, "| load average during the run (1, 5, 15 min) | {} |", load.join(", "));
     let _ = writeln!(
         md,
         "\nWhile a new directory loads, the previous one keeps serving: for the swap, both are in \
