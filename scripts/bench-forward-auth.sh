@@ -192,7 +192,7 @@ goals = [{
 label = {"nginx": "nginx alone", "forward_auth": "nginx + auth_request -> rolescope (authorize)",
          "gateway": "rolescope gateway (enforcing)"}
 md = ["## forward-auth", "",
-      f"\`$COMMAND\` ({'quick: not results' if quick else 'full run'}). In front of one demo upstream, same run, "
+      f"\`$COMMAND\` ({'quick: not results' if quick else 'not a --quick run'}). In front of one demo upstream, same run, "
       f"same 8 allowed GET requests with a Super User token: nginx alone; nginx + \`auth_request\` asking "
       f"rolescope in \`mode: authorize\` (\`deploy/proxies/nginx.conf\`); the rolescope gateway. "
       f"Fixed rate: wrk with a per-request delay (\`bench/gateway/rate.lua\`; wrk2 is not packaged), "
