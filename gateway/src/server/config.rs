@@ -75,6 +75,14 @@ struct Raw {
     readiness: RawReadiness,
     #[serde(default)]
     forwarding: RawForwarding,
+    upgrades: Option<Vec<RawUpgrade>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpgrade {
+    route: Option<String>,
+    protocols: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -378,9 +386,27 @@ pub struct GatewayConfig {
     pub(crate) directory: Option<DirectorySource>,
     /// Request headers removed before forwarding ([`DEFAULT_STRIP_HEADERS`] unless configured).
     pub(crate) strip_headers: Vec<http::HeaderName>,
+    /// The routes that may be upgraded (HTTP/1.1 `Upgrade`) and to which protocols.
+    pub(crate) upgrades: Vec<UpgradeRoute>,
+}
+
+/// The protocols an upgrade may be declared for.
+pub(crate) const UPGRADE_PROTOCOLS: &[&str] = &["websocket"];
+
+/// A route that may be upgraded: the engine's route template (`GET /api/v1/orgs/{org}/events`)
+/// and the protocols (lowercase) its `Upgrade` may name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UpgradeRoute {
+    pub(crate) route: String,
+    pub(crate) protocols: Vec<String>,
 }
 
 impl GatewayConfig {
+    /// Whether the route template `route` declares an upgrade to `protocol`.
+    pub(crate) fn upgrade_declared(&self, route: &str, protocol: &str) -> bool {
+        self.upgrades.iter().any(|u| u.route == route && u.protocols.iter().any(|p| p.eq_ignore_ascii_case(protocol)))
+    }
+
     /// Whether `peer` is one of the configured trusted proxies.
     pub(crate) fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
         let peer = match peer {
@@ -715,6 +741,11 @@ impl Raw {
             strip_headers.push(name);
         }
 
+        let mut upgrades: Vec<UpgradeRoute> = Vec::new();
+        for (i, u) in self.upgrades.unwrap_or_default().into_iter().enumerate() {
+            upgrades.push(check_upgrade(i, u, &upgrades)?);
+        }
+
         Ok(GatewayConfig {
             listen,
             admin_listen,
@@ -735,8 +766,51 @@ impl Raw {
             health_path,
             directory,
             strip_headers,
+            upgrades,
         })
     }
+}
+
+/// `upgrades[i]`: a route template as the engine names it (`METHOD /path`, a method of
+/// uppercase letters, a path from `/`), declared once, with at least one known protocol.
+fn check_upgrade(i: usize, u: RawUpgrade, before: &[UpgradeRoute]) -> Result<UpgradeRoute, ConfigError> {
+    let route = u.route.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let route =
+        route.ok_or_else(|| f(format!("upgrades[{i}].route"), "missing (e.g. \"GET /api/v1/orgs/{org}/events\")"))?;
+    let well_formed = route.split_once(' ').is_some_and(|(m, p)| {
+        !m.is_empty()
+            && m.bytes().all(|b| b.is_ascii_uppercase())
+            && p.starts_with('/')
+            && !p.contains(char::is_whitespace)
+    });
+    if !well_formed {
+        return Err(f(
+            format!("upgrades[{i}].route"),
+            format!("{route:?} is not a route template (METHOD /path, e.g. \"GET /api/v1/orgs/{{org}}/events\")"),
+        ));
+    }
+    if !route.starts_with("GET ") {
+        return Err(f(format!("upgrades[{i}].route"), format!("{route:?}: only a GET route can be upgraded")));
+    }
+    if before.iter().any(|b| b.route == route) {
+        return Err(f(format!("upgrades[{i}].route"), format!("{route:?} is declared twice")));
+    }
+    let protocols = u.protocols.unwrap_or_default();
+    if protocols.is_empty() {
+        return Err(f(format!("upgrades[{i}].protocols"), "missing (e.g. [websocket])"));
+    }
+    let mut checked = Vec::with_capacity(protocols.len());
+    for (j, p) in protocols.iter().enumerate() {
+        let p = p.trim().to_ascii_lowercase();
+        if !UPGRADE_PROTOCOLS.contains(&p.as_str()) {
+            return Err(f(
+                format!("upgrades[{i}].protocols[{j}]"),
+                format!("unknown protocol {p:?} (known: {})", UPGRADE_PROTOCOLS.join(", ")),
+            ));
+        }
+        checked.push(p);
+    }
+    Ok(UpgradeRoute { route, protocols: checked })
 }
 
 impl RawJwt {

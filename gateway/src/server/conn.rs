@@ -52,6 +52,8 @@ pub(crate) struct ConnFlags {
     http2: AtomicBool,
     /// Bytes of a request arrived since the last response started.
     mid_request: AtomicBool,
+    /// Any byte arrived on the connection.
+    read_any: AtomicBool,
 }
 
 impl ConnFlags {
@@ -72,6 +74,11 @@ impl ConnFlags {
         } else {
             None
         }
+    }
+
+    /// Whether any byte arrived yet (a connection that sends nothing is closed).
+    pub(crate) fn read_any(&self) -> bool {
+        self.read_any.load(Ordering::Relaxed)
     }
 
     /// Whether a request was in progress (for the header timeout).
@@ -336,6 +343,7 @@ impl<IO> Tracked<IO> {
             return;
         }
         self.flags.mid_request.store(true, Ordering::Relaxed);
+        self.flags.read_any.store(true, Ordering::Relaxed);
         let flags = Arc::clone(&self.flags);
         self.framer.feed(bytes, &mut |bits| flags.push(bits));
         if self.framer.phase == Phase::Http2 {

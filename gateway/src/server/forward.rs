@@ -192,17 +192,18 @@ pub(crate) fn upstream_uri(base: &Uri, target: &str) -> Result<Uri, Rejection> {
     Uri::from_parts(parts).map_err(|_| Rejection::BadRequest(BadRequest::InvalidTarget))
 }
 
-/// Send the decided request upstream: the target unchanged (below the upstream's base path),
-/// hop-by-hop and internal headers stripped, the principal, decision id, revision and trace
-/// context added; the response streamed back with its hop-by-hop headers stripped.
-pub(crate) async fn forward(
+/// The head the upstream sees for a decided request: the target unchanged (below the
+/// upstream's base path), hop-by-hop and internal headers stripped, the principal, decision
+/// id, revision and trace context added. With `upgrade` (a declared, allowed upgrade) the
+/// `Upgrade` and `Connection: upgrade` headers are sent again after the stripping.
+fn upstream_head(
     state: &State,
-    req: Request<Incoming>,
+    parts: &mut http::request::Parts,
     remote: SocketAddr,
     ex: &Exchange,
     principal: Option<&str>,
-) -> Result<Response<Body>, Rejection> {
-    let (mut parts, body) = req.into_parts();
+    upgrade: Option<&str>,
+) -> Result<(), Rejection> {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = upstream_uri(&state.upstream, target)?;
     parts.version = http::Version::HTTP_11;
@@ -215,6 +216,12 @@ pub(crate) async fn forward(
         // hyper's client sends no body for a GET or HEAD of unknown length unless told: the
         // client's chunked body is forwarded as it came, not dropped.
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    if let Some(protocol) = upgrade {
+        let protocol =
+            HeaderValue::from_str(protocol).map_err(|_| Rejection::BadRequest(BadRequest::UpgradeRefused))?;
+        h.insert(header::UPGRADE, protocol);
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     if let Some(host) = &state.config.upstream_host {
         h.insert(header::HOST, host.clone());
@@ -237,6 +244,20 @@ pub(crate) async fn forward(
         h.remove(name);
     }
     forwarding_headers(h, remote.ip(), state.config.is_trusted_proxy(remote.ip()), client_host.as_ref());
+    Ok(())
+}
+
+/// Send the decided request upstream (its head as [`upstream_head`] makes it); the response
+/// streamed back with its hop-by-hop headers stripped.
+pub(crate) async fn forward(
+    state: &State,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    ex: &Exchange,
+    principal: Option<&str>,
+) -> Result<Response<Body>, Rejection> {
+    let (mut parts, body) = req.into_parts();
+    upstream_head(state, &mut parts, remote, ex, principal, None)?;
     let limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     // A failure of the client's own body (bad chunk framing, cut short) is the client's
     // error: 400, not an upstream failure.
@@ -270,6 +291,67 @@ pub(crate) async fn forward(
     let (mut parts, body) = res.into_parts();
     strip_headers(&mut parts.headers, false);
     Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+}
+
+/// Send a decided upgrade (an allowed request on a route that declares `protocol`; HTTP/1.1)
+/// upstream with its `Upgrade`, `Connection: upgrade` and `Sec-WebSocket-*` headers and no
+/// body. When the upstream switches protocols (101 naming the same protocol) the 101 goes back
+/// to the client and, once both sides have switched, the two connections are joined byte for
+/// byte until either closes. Any other answer goes back as an ordinary response.
+pub(crate) async fn upgrade(
+    state: &State,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+    ex: &Exchange,
+    principal: Option<&str>,
+    protocol: &str,
+) -> Result<Response<Body>, Rejection> {
+    let client_side = hyper::upgrade::on(&mut req);
+    let (mut parts, _) = req.into_parts();
+    upstream_head(state, &mut parts, remote, ex, principal, Some(protocol))?;
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let upstream_req = Request::from_parts(parts, super::body::full(bytes::Bytes::new()));
+    let sent = tokio::time::timeout(state.limits.upstream_timeout, state.client.request(upstream_req)).await;
+    let mut res = match sent {
+        Err(_) => return Err(Rejection::UpstreamTimeout),
+        Ok(Err(e)) => return Err(upstream_failure(&e)),
+        Ok(Ok(res)) => res,
+    };
+    let switched = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if !switched {
+        let (mut parts, body) = res.into_parts();
+        strip_headers(&mut parts.headers, false);
+        return Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()));
+    }
+    let answered = res.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).map(str::trim);
+    if !answered.is_some_and(|a| a.eq_ignore_ascii_case(protocol)) {
+        tracing::warn!(protocol, ?answered, "upstream switched to another protocol than asked; not tunnelled");
+        return Err(Rejection::UpstreamUnavailable);
+    }
+    let upstream_side = hyper::upgrade::on(&mut res);
+    let (mut parts, _) = res.into_parts();
+    strip_headers(&mut parts.headers, false);
+    let h = &mut parts.headers;
+    h.insert(header::UPGRADE, HeaderValue::from_str(protocol).unwrap_or(HeaderValue::from_static("websocket")));
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let decision_id = ex.decision_id.clone();
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client_side, upstream_side) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(error = %e, %decision_id, "upgrade not completed");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((up, down)) => tracing::debug!(up, down, %decision_id, "tunnel closed"),
+            Err(e) => tracing::debug!(error = %e, %decision_id, "tunnel ended with an error"),
+        }
+    });
+    Ok(Response::from_parts(parts, super::body::full(bytes::Bytes::new())))
 }
 
 #[cfg(test)]

@@ -53,15 +53,41 @@ pub(crate) fn check<B>(req: &Request<B>, max_body_bytes: u64) -> Result<(), Reje
     Ok(())
 }
 
-/// The gateway front forwards HTTP requests and does not tunnel: a protocol upgrade
-/// (WebSocket, h2c, ...; `Upgrade`, `Connection: upgrade`, a WebSocket handshake header) is
-/// refused rather than forwarded as a plain request. (The authorization-only front decides
-/// such requests: its proxy does the tunnelling.)
-pub(crate) fn refuse_upgrade<B>(req: &Request<B>) -> Result<(), Rejection> {
-    if asks_upgrade(req.headers()) {
-        return Err(Rejection::BadRequest(BadRequest::UpgradeRefused));
+/// A protocol upgrade the request asks for (`Upgrade`, `Connection: upgrade`, a WebSocket
+/// handshake header, `HTTP2-Settings`). `Ok(None)`: none. `Ok(Some(protocol))`: a well-formed
+/// HTTP/1.1 upgrade (`Upgrade` naming one protocol, lowercased, with `Connection: upgrade`;
+/// not `h2c`), which the front tunnels only on a route that declares it (`upgrades`), after the
+/// decision. Anything else that asks for an upgrade is refused here, never forwarded as a
+/// plain request.
+pub(crate) fn upgrade_request<B>(req: &Request<B>) -> Result<Option<String>, Rejection> {
+    let h = req.headers();
+    if !asks_upgrade(h) {
+        return Ok(None);
     }
-    Ok(())
+    let refused = Err(Rejection::BadRequest(BadRequest::UpgradeRefused));
+    // HTTP/1.1 only, one protocol, and no body (the bytes after the head are the tunnel's)
+    let body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes().iter().any(|b| *b != b'0'));
+    if req.version() != http::Version::HTTP_11 || body || h.get_all(header::UPGRADE).iter().count() != 1 {
+        return refused;
+    }
+    let connection_upgrade = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade")));
+    let protocol = h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase());
+    match protocol {
+        Some(p)
+            if connection_upgrade
+                && !p.is_empty()
+                && !p.contains([',', ' ', '\t'])
+                && p != "h2c"
+                && !h.contains_key("http2-settings") =>
+        {
+            Ok(Some(p))
+        }
+        _ => refused,
+    }
 }
 
 fn asks_upgrade(h: &http::HeaderMap) -> bool {

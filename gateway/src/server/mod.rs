@@ -43,7 +43,6 @@ use std::sync::Arc;
 
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -315,8 +314,10 @@ async fn serve<F, Fut>(
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<body::Body>> + Send + 'static,
 {
-    let mut builder = http1::Builder::new();
+    // HTTP/1.1 only, with upgrades (the tunnel of a declared upgrade, `forward::upgrade`).
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(state.limits.header_timeout)
         .max_buf_size(state.limits.max_header_bytes)
@@ -359,10 +360,13 @@ async fn serve<F, Fut>(
                 let flags = Arc::new(ConnFlags::default());
                 let io = Tracked::new(tcp, Arc::clone(&flags), state.limits.max_header_bytes, state.limits.write_timeout);
                 let service = service(handler.clone(), remote, Some(Arc::clone(&flags)));
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+                let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                let within = state.limits.header_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        if e.is_timeout() && flags.mid_request() && let Some(mut spare) = spare {
+                    let Some(result) = first_bytes_within(conn, &flags, within).await else { return };
+                    if let Err(e) = result {
+                        let timeout = e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+                        if timeout && flags.mid_request() && let Some(mut spare) = spare {
                             use std::io::Write as _;
                             let _ = spare.write_all(&Rejection::HeaderTimeout.raw(&pipeline::new_id()));
                             let _ = spare.shutdown(std::net::Shutdown::Both);
@@ -378,6 +382,17 @@ async fn serve<F, Fut>(
     let grace = state.limits.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// Serve an HTTP/1.1 connection, but drop it (closing it without an answer) when not one byte
+/// arrived within `within`: with upgrades on, hyper waits for the first bytes before its header
+/// timer starts.
+async fn first_bytes_within<F: Future>(conn: F, flags: &ConnFlags, within: std::time::Duration) -> Option<F::Output> {
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => Some(r),
+        () = tokio::time::sleep(within) => if flags.read_any() { Some(conn.await) } else { None },
     }
 }
 
@@ -456,8 +471,10 @@ async fn serve_tls<F, Fut>(
         let builder = builder.http1_only();
         let flags = Arc::new(ConnFlags::default());
         let io = Tracked::new(stream, Arc::clone(&flags), limits.max_header_bytes, limits.write_timeout);
-        let service = service(handler, remote, Some(flags));
-        graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await
+        let service = service(handler, remote, Some(Arc::clone(&flags)));
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+        let Some(result) = first_bytes_within(conn, &flags, limits.header_timeout).await else { return };
+        result
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "TLS connection ended with an error");

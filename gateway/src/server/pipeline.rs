@@ -32,12 +32,14 @@ pub(crate) struct Inbound<'a> {
 pub(crate) struct Exchange {
     pub(crate) decision_id: String,
     pub(crate) revision: Option<String>,
+    /// The engine's route template for the request (once decided; `None` for no route).
+    pub(crate) route: Option<String>,
     pub(crate) start: Instant,
 }
 
 impl Exchange {
     pub(crate) fn new() -> Self {
-        Self { decision_id: new_id(), revision: None, start: Instant::now() }
+        Self { decision_id: new_id(), revision: None, route: None, start: Instant::now() }
     }
 }
 
@@ -99,6 +101,7 @@ fn authorize(
         }
         Ok(v) => {
             ex.revision = Some(v.http.revision().as_str().to_owned());
+            ex.route = v.http.route().map(str::to_owned);
             let rejection = Rejection::Denied(v.reason);
             log_decision(state, ex, req, principal.as_deref(), Some(&v), rejection);
             if v.allowed { Ok(principal) } else { Err(rejection) }

@@ -14,7 +14,7 @@ use super::State;
 use super::body::Body;
 use super::forward::{DECISION_ID, REVISION};
 use super::pipeline::{Exchange, Inbound};
-use super::reject::Rejection;
+use super::reject::{BadRequest, Rejection};
 use super::{forward, frame, pipeline};
 
 /// Handle one request: decide, then forward or refuse.
@@ -44,12 +44,19 @@ async fn process(
     ex: &mut Exchange,
 ) -> Result<Response<Body>, Rejection> {
     frame::check(&req, state.limits.max_body_bytes)?;
-    frame::refuse_upgrade(&req)?;
+    let upgrade = frame::upgrade_request(&req)?;
     let inbound = Inbound {
         method: req.method().as_str(),
         target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
         headers: req.headers(),
     };
     let principal = pipeline::decide(state, &inbound, ex)?;
-    forward::forward(state, req, remote, ex, principal.as_deref()).await
+    match upgrade {
+        None => forward::forward(state, req, remote, ex, principal.as_deref()).await,
+        // allowed; tunnelled only where the decided route declares the protocol
+        Some(protocol) if ex.route.as_deref().is_some_and(|r| state.config.upgrade_declared(r, &protocol)) => {
+            forward::upgrade(state, req, remote, ex, principal.as_deref(), &protocol).await
+        }
+        Some(_) => Err(Rejection::BadRequest(BadRequest::UpgradeRefused)),
+    }
 }

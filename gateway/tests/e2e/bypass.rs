@@ -591,3 +591,200 @@ fn keep_alive_status(conn: &mut Option<TcpStream>, addr: std::net::SocketAddr, r
     }
     0
 }
+
+/// A WebSocket upstream: answers an upgrade with 101, says `hello`, then echoes every byte;
+/// any other request gets a plain 200. Every request head it receives is kept.
+struct WsUpstream {
+    addr: std::net::SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WsUpstream {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, s) = (heads.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let h = h.clone();
+                std::thread::spawn(move || Self::serve(conn, &h));
+            }
+        });
+        Self { addr, heads, stop, thread: Some(thread) }
+    }
+
+    fn serve(mut conn: TcpStream, heads: &std::sync::Mutex<Vec<String>>) {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match conn.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        heads.lock().unwrap().push(head.clone());
+        if !head.contains("\r\nupgrade: websocket\r\n") {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nplain");
+            return;
+        }
+        let _ = conn.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nhello",
+        );
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if conn.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+impl Drop for WsUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A WebSocket handshake for `target` on a fresh connection, with `protocol` in `Upgrade`:
+/// the connection and the response head (the bytes read up to its end; whatever followed it
+/// is returned too).
+fn handshake(gateway: std::net::SocketAddr, target: &str, auth: &str, protocol: &str) -> (TcpStream, String, Vec<u8>) {
+    let mut s = TcpStream::connect(gateway).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nUpgrade: {protocol}\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).expect("a response");
+        assert!(n > 0, "closed before a response: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    let rest = got.split_off(end);
+    (s, String::from_utf8_lossy(&got).into_owned(), rest)
+}
+
+/// Read exactly `n` bytes (after `already`).
+fn read_n(s: &mut TcpStream, mut already: Vec<u8>, n: usize) -> Vec<u8> {
+    let mut buf = [0u8; 4096];
+    while already.len() < n {
+        let k = s.read(&mut buf).expect("tunnel bytes");
+        assert!(k > 0, "tunnel closed after {:?}", String::from_utf8_lossy(&already));
+        already.extend_from_slice(&buf[..k]);
+    }
+    already
+}
+
+/// Class 7, the other half: a route that declares an upgrade (`upgrades`) is tunnelled after the
+/// same decision as any request; nothing else is, and a denied upgrade is denied as it would be
+/// without one.
+#[test]
+fn declared_upgrades_are_decided_then_tunnelled() {
+    let ws = WsUpstream::start();
+    let stack = Stack::start_with(SEED, |c| {
+        c.upstream = ws.url();
+        c.extra.push_str("upgrades:\n  - { route: \"GET /api/v1/orgs/{org}/devices\", protocols: [websocket] }\n");
+    });
+    let na = tokens::bearer(&support::principal(SEED, "na_o1"));
+    let obs = tokens::bearer(&support::principal(SEED, "org_obs_o1"));
+
+    // declared and allowed: 101, then bytes both ways
+    let (mut s, head, rest) = handshake(stack.gateway.addr, "/api/v1/orgs/o1/devices", &na, "websocket");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(lower.contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"), "{head}");
+    assert!(lower.contains("\r\nx-rolescope-decision-id: "), "{head}");
+    assert_eq!(read_n(&mut s, rest, 5), b"hello", "upstream to client");
+    for msg in [&b"ping"[..], &[0x81, 0x85, 1, 2, 3, 4, 0, 1, 2, 3, 4][..]] {
+        s.write_all(msg).unwrap();
+        assert_eq!(read_n(&mut s, Vec::new(), msg.len()), msg, "client to upstream and back");
+    }
+    drop(s);
+    let heads = ws.heads();
+    assert_eq!(heads.len(), 1, "{heads:#?}");
+    let up = &heads[0];
+    assert!(up.starts_with("get /api/v1/orgs/o1/devices http/1.1\r\n"), "{up}");
+    for line in [
+        "\r\nupgrade: websocket\r\n",
+        "\r\nconnection: upgrade\r\n",
+        "\r\nsec-websocket-key: dghlihnhbxbszsbub25jzq==\r\n",
+        "\r\nsec-websocket-version: 13\r\n",
+        "\r\nx-rolescope-principal: ",
+    ] {
+        assert!(up.contains(line), "the upstream lacks {line:?}: {up}");
+    }
+
+    // declared, but the principal may not read o2: denied as without the upgrade
+    let plain = stack.gateway.send("GET", "/api/v1/orgs/o2/devices", &[("authorization", obs.as_str())]);
+    assert_eq!(plain.status, 403, "{}", plain.summary());
+    let (_, head, _) = handshake(stack.gateway.addr, "/api/v1/orgs/o2/devices", &obs, "websocket");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let r = stack.gateway.send(
+        "GET",
+        "/api/v1/orgs/o2/devices",
+        &[("authorization", obs.as_str()), ("upgrade", "websocket"), ("connection", "Upgrade")],
+    );
+    assert_eq!((r.status, r.reason()), (403, plain.reason()), "{}", r.summary());
+    assert_eq!(r.reason(), "out_of_scope", "{}", r.summary());
+    // no token at all: 401, as without the upgrade
+    let r =
+        stack.gateway.send("GET", "/api/v1/orgs/o1/devices", &[("upgrade", "websocket"), ("connection", "Upgrade")]);
+    assert_eq!(r.status, 401, "{}", r.summary());
+
+    // allowed, but the route declares no upgrade
+    let plain = stack.gateway.send("GET", "/api/v1/orgs/o1", &[("authorization", na.as_str())]);
+    assert_eq!(plain.status, 200, "{}", plain.summary());
+    let before = ws.heads().len();
+    let r = stack.gateway.send(
+        "GET",
+        "/api/v1/orgs/o1",
+        &[("authorization", na.as_str()), ("upgrade", "websocket"), ("connection", "Upgrade")],
+    );
+    assert_eq!((r.status, r.reason().as_str()), (400, "upgrade_refused"), "{}", r.summary());
+
+    // declared route, a protocol it does not declare
+    let r = stack.gateway.send(
+        "GET",
+        "/api/v1/orgs/o1/devices",
+        &[("authorization", na.as_str()), ("upgrade", "mqtt"), ("connection", "Upgrade")],
+    );
+    assert_eq!((r.status, r.reason().as_str()), (400, "upgrade_refused"), "{}", r.summary());
+    // and an h2c upgrade is never tunnelled
+    let r = stack.gateway.send(
+        "GET",
+        "/api/v1/orgs/o1/devices",
+        &[("authorization", na.as_str()), ("upgrade", "h2c"), ("connection", "Upgrade, HTTP2-Settings")],
+    );
+    assert_eq!((r.status, r.reason().as_str()), (400, "upgrade_refused"), "{}", r.summary());
+    assert_eq!(ws.heads().len(), before, "refused upgrades never reached the upstream: {:#?}", ws.heads());
+}

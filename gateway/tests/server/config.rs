@@ -84,6 +84,42 @@ fn every_error_names_its_field() {
 }
 
 #[test]
+fn upgrade_declarations_are_checked() {
+    let ok = "upgrades:\n  - { route: \"GET /api/v1/orgs/{org}/events\", protocols: [websocket] }\n  - { route: \"GET /ws\", protocols: [WebSocket] }\n";
+    assert!(parse(&format!("{BASE}{ok}")).is_ok(), "{ok}");
+    let cases: &[(&str, &str)] = &[
+        ("[{ protocols: [websocket] }]", "upgrades[0].route: missing"),
+        ("[{ route: \"\", protocols: [websocket] }]", "upgrades[0].route: missing"),
+        ("[{ route: /api/x, protocols: [websocket] }]", "upgrades[0].route: \"/api/x\" is not a route template"),
+        (
+            "[{ route: \"get /api/x\", protocols: [websocket] }]",
+            "upgrades[0].route: \"get /api/x\" is not a route template",
+        ),
+        (
+            "[{ route: \"GET api/x\", protocols: [websocket] }]",
+            "upgrades[0].route: \"GET api/x\" is not a route template",
+        ),
+        (
+            "[{ route: \"POST /api/x\", protocols: [websocket] }]",
+            "upgrades[0].route: \"POST /api/x\": only a GET route",
+        ),
+        ("[{ route: \"GET /a\" }]", "upgrades[0].protocols: missing"),
+        ("[{ route: \"GET /a\", protocols: [] }]", "upgrades[0].protocols: missing"),
+        ("[{ route: \"GET /a\", protocols: [websocket, h2c] }]", "upgrades[0].protocols[1]: unknown protocol \"h2c\""),
+        (
+            "[{ route: \"GET /a\", protocols: [websocket] }, { route: \"GET /a\", protocols: [websocket] }]",
+            "upgrades[1].route: \"GET /a\" is declared twice",
+        ),
+        ("[{ route: \"GET /a\", protocols: [websocket], methods: [GET] }]", "methods"),
+    ];
+    for (list, want) in cases {
+        let yaml = format!("{BASE}upgrades: {list}\n");
+        let err = parse(&yaml).err().unwrap_or_else(|| format!("accepted: {yaml}"));
+        assert!(err.contains(want), "{list}: got `{err}`, want `{want}`");
+    }
+}
+
+#[test]
 fn unknown_fields_and_missing_upstream_are_refused() {
     let err = parse("upstream: http://127.0.0.1:1\npolicy: { file: b }\nlimits: { max_body: 1 }\n").unwrap_err();
     assert!(err.contains("max_body"), "{err}");
