@@ -81,7 +81,8 @@ export function principalFromClaims(claims, claimNames = DEFAULT_CLAIMS) {
       if (!isObject(a) || typeof a.role !== "string" || typeof a.scope !== "string") return null;
       if (Object.keys(a).some((k) => k !== "role" && k !== "scope" && k !== "tenants")) return null;
       const t = a.tenants;
-      if (t !== undefined && t !== null && !(Array.isArray(t) && t.every((x) => typeof x === "string"))) return null;
+      // `tenants`: every tenant (`"all"`) or a list of tenant ids, as the engine reads it
+      if (t !== undefined && t !== null && t !== "all" && !(Array.isArray(t) && t.every((x) => typeof x === "string"))) return null;
     }
     principal.assignments = assignments.map((a) =>
       a.tenants === undefined || a.tenants === null ? { role: a.role, scope: a.scope } : { role: a.role, scope: a.scope, tenants: a.tenants },

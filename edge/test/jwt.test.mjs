@@ -93,6 +93,11 @@ test("claims map to a principal as the gateway maps them", () => {
   assert.equal(principalFromClaims({ sub: 1 }), null);
   assert.equal(principalFromClaims({ sub: "a", assignments: {} }), null);
   assert.equal(principalFromClaims({ sub: "a", assignments: [{ role: "r", scope: "s", tenants: "t" }] }), null);
+  // every tenant, written as the role files write it (`tenants: all`)
+  assert.deepEqual(principalFromClaims({ sub: "a", assignments: [{ role: "r", scope: "s", tenants: "all" }] }), {
+    id: "a",
+    assignments: [{ role: "r", scope: "s", tenants: "all" }],
+  });
   const names = { ...DEFAULT_CLAIMS, subject: "uid", assignments: "roles" };
   assert.deepEqual(principalFromClaims({ uid: "u", roles: [{ role: "r", scope: "s" }] }, names), {
     id: "u",
