@@ -75,7 +75,9 @@ impl Proxy {
                 // the worker (user nobody when started as root) reads and writes under the dir
                 let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
                 cmd.arg("-e").arg(dir.path().join("error.log"));
-                cmd.arg("-c").arg(&conf).arg("-p").arg(dir.path()).arg("-g").arg("daemon off;")
+                // one process (no master/worker pair): the drop's kill then stops all of nginx,
+                // where killing a master left its worker running after the test
+                cmd.arg("-c").arg(&conf).arg("-p").arg(dir.path()).arg("-g").arg("daemon off; master_process off;")
             }
             Kind::Caddy => cmd
                 .arg("run")
