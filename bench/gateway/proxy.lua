@@ -3,18 +3,10 @@
 -- Every answer that is not 2xx is counted by status and JSON `reason` (the gateway's refusal
 -- body names it), and the counts are written to the file given as the script's argument:
 --   wrk ... -s proxy.lua http://127.0.0.1:PORT -- /path/to/failures.txt
-local paths = {
-  "/api/v1/orgs/o1/devices/ap-11",
-  "/api/v1/orgs/o2/devices",
-  "/api/v1/msp/orgs",
-  "/api/v1/orgs/o1/sites/s1/insights",
-  "/api/v1/orgs/o3/wlans",
-  "/api/v1/msp/settings",
-  "/api/v1/orgs/o2",
-  "/api/v1/orgs/o1/admins",
-}
 
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "failures.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "paths.lua")
+dofile(here .. "failures.lua")
 
 function init(args)
   -- globals of this thread's state, read by done() (which runs in the main state, where

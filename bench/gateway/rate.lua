@@ -7,18 +7,10 @@
 -- written to the file given as the first argument, the delay (ms) is the second (0: no wait, a
 -- closed loop at saturation); exact latency percentiles (us) and the rate go to `<first>.json`:
 --   wrk -c 10 ... -s rate.lua http://127.0.0.1:PORT -- /path/to/failures.txt 10
-local paths = {
-  "/api/v1/orgs/o1/devices/ap-11",
-  "/api/v1/orgs/o2/devices",
-  "/api/v1/msp/orgs",
-  "/api/v1/orgs/o1/sites/s1/insights",
-  "/api/v1/orgs/o3/wlans",
-  "/api/v1/msp/settings",
-  "/api/v1/orgs/o2",
-  "/api/v1/orgs/o1/admins",
-}
 
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "failures.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "paths.lua")
+dofile(here .. "failures.lua")
 
 local wait_ms = 10
 
