@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The web side of the test command: the UI gate (Node), the demo console in headless chromium,
-# the edge worker in workerd. Installs what is missing (chromium via apt-get, npm ci in
+# The web side of the test command: the UI gate (Node), the demo console and the playground in
+# headless chromium, the edge worker in workerd. Installs what is missing (chromium via apt-get, npm ci in
 # tests/browser and edge), builds the module, binaries and parity corpus once, and exits
 # non-zero if any part fails. Works with CI=true and only the package registries reachable.
 set -uo pipefail
@@ -27,7 +27,7 @@ export ROLESCOPE_SKIP_WASM_BUILD=1
 failed=()
 echo "== test-web: UI gate (node --test bindings/npm/test/gate.test.mjs)"
 node --test bindings/npm/test/gate.test.mjs || failed+=("gate")
-echo "== test-web: demo console in chromium (tests/browser/run.sh)"
+echo "== test-web: demo console and playground in chromium (tests/browser/run.sh)"
 tests/browser/run.sh || failed+=("browser")
 echo "== test-web: edge worker in workerd (edge/test/run.sh)"
 edge/test/run.sh || failed+=("edge")

@@ -12,11 +12,13 @@
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
-import { dirname, extname, join, normalize, resolve, sep } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 import { PAGES } from "./console/catalog.js";
+import { sectionKeys } from "./playground/model.js";
+import { inside, sendFile } from "./static.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..");
@@ -51,25 +53,8 @@ function bundlePath() {
   return out;
 }
 
-/**
- * The keys of the suite's top-level `principals:` map, in order. The seed suites write one
- * principal per line at two spaces (`  name: { ... }`) or as a block (`  name:`).
- */
-export function suitePrincipals(text) {
-  const out = [];
-  let inside = false;
-  for (const line of text.split("\n")) {
-    if (/^principals:\s*$/.test(line)) {
-      inside = true;
-      continue;
-    }
-    if (!inside) continue;
-    if (/^\S/.test(line)) break;
-    const m = /^ {2}([A-Za-z0-9_.-]+):/.exec(line);
-    if (m) out.push(m[1]);
-  }
-  return out;
-}
+/** The keys of the suite's top-level `principals:` map, in order. */
+export const suitePrincipals = (text) => sectionKeys(text, "principals");
 
 async function mintTokens() {
   const suite = join(root, page.suite);
@@ -85,22 +70,6 @@ async function mintTokens() {
       return { key, id: claims.sub, token };
     }),
   );
-}
-
-const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".json": "application/json", ".wasm": "application/wasm" };
-
-/** `rel` inside `dir`, or null if it would leave it. */
-function inside(dir, rel) {
-  const p = normalize(join(dir, rel));
-  return p === dir || p.startsWith(dir + sep) ? p : null;
-}
-
-function sendFile(res, file) {
-  if (file === null || !existsSync(file)) {
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-    return;
-  }
-  res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" }).end(readFileSync(file));
 }
 
 function proxy(req, res, gateway) {

@@ -21,13 +21,12 @@ import { chromium } from "playwright-core";
 
 import { bundleOf, freePort, parityDir, pkgDir, root, send, start, startEdge, startGateway, startUpstream, targetDir } from "../../edge/test/stack.mjs";
 import { PAGES, requestOf } from "../../web/console/catalog.js";
+import { CHROMIUM_FLAGS } from "./flags.mjs";
 
 const POLICY = "juniper-mist-msp";
 const page = PAGES[POLICY];
 const USERS = ["su", "na_o1", "obs_o1_o2", "inst_o2", "hd_o1", "org_su_o1", "org_obs_o1_na_o2", "rival_su"];
 const TENANTS = ["o1", "o2", "o3"];
-/** The flags of DEVELOPERS.md. */
-export const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const enforcerKind = process.env.ROLESCOPE_WEB_ENFORCER ?? "gateway";
 const artifacts = join(targetDir, "artifacts");
