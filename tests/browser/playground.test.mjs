@@ -4,13 +4,15 @@
 // - the page opens on the seed policy (msp-panel): its role files as tabs, its suite beside
 //   them, no errors, the suite run green with coverage;
 // - a role misspelled by typing in roles.yaml shows RS014 at its line:col (gutter marker,
-//   underline, problem with "did you mean"); clicking the problem moves the cursor there; fixing
-//   it clears it; a suite mistake (an unknown fixture) shows in the suite at its line;
+//   underline, problem with "did you mean") and the lint warning it causes; clicking the problem
+//   moves the cursor there; fixing it clears both; a suite mistake (an unknown fixture) shows in
+//   the suite at its line;
 // - the suite runs: all cases pass, coverage 100%; a role added in a new file lowers it and is
 //   listed as not exercised;
 // - questions: a deny with its reason and the rule's location (a link that moves the cursor),
 //   an allow through the new file's role for an inline principal;
-// - the share link restores files, suite and question in a new page; a damaged link says so.
+// - the share link restores files, suite and question in a new page; a damaged link says so;
+// - every seed policy (seeds.json) opens without errors and its suite passes.
 // Screenshots in target/artifacts/. tests/browser/run.sh builds and installs what this needs.
 
 import assert from "node:assert/strict";
@@ -145,6 +147,13 @@ describe("the playground in chromium (msp-panel)", () => {
     assert.equal(await tab.getAttribute(`#policy-editor .overlay mark[data-code="RS014"]`, "data-line"), String(at.line));
     assert.equal(await tab.getAttribute('#file-tabs .tab[data-file="roles.yaml"]', "data-errors"), "1");
     assert.match(await tab.textContent("#summary"), /do not compile/);
+    // the lint that follows from it (the role's matrix column is gone): a warning at its line
+    const role = where(rolesText, "\n  msp_user:", 3);
+    const lint = (await problems(tab)).find((p) => p.code === "RS050");
+    assert.deepEqual([lint.severity, lint.file, lint.line, lint.column], ["warning", "roles.yaml", role.line, role.column]);
+    assert.match(lint.text, /role `msp_user` grants nothing/);
+    assert.equal(await tab.getAttribute(`#policy-editor .gutter [data-line="${role.line}"]`, "class"), "marker warning");
+    assert.equal(await tab.textContent(`#policy-editor .overlay mark.warning[data-code="RS050"]`), "msp_user");
     // the list is a way there: the cursor moves to the problem
     await tab.click("#suite-editor textarea");
     await tab.click('#problems li[data-code="RS014"]');
@@ -238,6 +247,7 @@ describe("the playground in chromium (msp-panel)", () => {
   test("the share link restores files, suite and question in a new page", async () => {
     await tab.click('#file-tabs .tab[data-file="roles.yaml"]');
     await tab.click("#share");
+    await tab.waitForFunction(() => document.querySelector("#share-url").value.includes("#s="));
     shareUrl = await tab.inputValue("#share-url");
     assert.match(shareUrl, /#s=[A-Za-z0-9_-]{100,}$/);
     const other = await open(shareUrl, errors);
@@ -265,6 +275,27 @@ describe("the playground in chromium (msp-panel)", () => {
     const principals = await tab.$$eval("#principal-names option", (os) => os.map((o) => o.value));
     assert.deepEqual(principals, sectionKeys(suiteText, "principals"));
     assert.ok(principals.includes("admin") && principals.includes("user_c1"));
+  });
+
+  test("every seed policy starts green: no errors, its suite passes", async () => {
+    const { seeds } = JSON.parse(readFileSync(join(root, "web", "playground", "seeds.json"), "utf8"));
+    tab.on("dialog", (d) => d.accept());
+    for (const [seed, { files, suite }] of Object.entries(seeds)) {
+      await tab.selectOption("#seed", seed);
+      await tab.waitForFunction(
+        ({ seed, files, suite }) =>
+          document.body.dataset.state === "ready" &&
+          document.querySelector("#suite-name").textContent === suite &&
+          [...document.querySelectorAll("#file-tabs .tab")].map((t) => t.dataset.file).join() === files.join() &&
+          document.querySelector("#policy-editor textarea").value.includes(`policy: ${seed}`),
+        { seed, files, suite },
+        { timeout: 30000 },
+      );
+      assert.deepEqual((await problems(tab)).filter((p) => p.severity === "error"), [], seed);
+      assert.equal(await tab.getAttribute("#summary", "data-failed"), "0", seed);
+      assert.ok(Number(await tab.getAttribute("#summary", "data-passed")) > 10, seed);
+    }
     await tab.close();
+    assert.deepEqual(errors, []);
   });
 });
