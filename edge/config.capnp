@@ -37,5 +37,9 @@ const edge :Workerd.Worker = (
     (name = "JWT_ISSUER", fromEnvironment = "ROLESCOPE_EDGE_JWT_ISSUER"),
     (name = "JWT_AUDIENCE", fromEnvironment = "ROLESCOPE_EDGE_JWT_AUDIENCE"),
     (name = "DECISION_LOG", fromEnvironment = "ROLESCOPE_EDGE_DECISION_LOG"),
+    (name = "DECISION_LOG_INPUT", fromEnvironment = "ROLESCOPE_EDGE_DECISION_LOG_INPUT"),
+    (name = "DECISION_LOG_PRINCIPAL_ATTRIBUTES", fromEnvironment = "ROLESCOPE_EDGE_DECISION_LOG_PRINCIPAL_ATTRIBUTES"),
+    (name = "DECISION_LOG_HEADERS", fromEnvironment = "ROLESCOPE_EDGE_DECISION_LOG_HEADERS"),
+    (name = "DECISION_LOG_MASK", fromEnvironment = "ROLESCOPE_EDGE_DECISION_LOG_MASK"),
   ],
 );

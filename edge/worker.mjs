@@ -18,6 +18,13 @@
 //   MAX_BODY_BYTES  default 10485760                   UPSTREAM_TIMEOUT_MS  default 30000
 //   DECISION_LOG    "stdout" (default): one JSON line per decision, the gateway's record shape
 //                   (`rolescope-decision/1`, gateway/README.md); "off": none
+//   DECISION_LOG_INPUT  "on" (default): records carry `input` (the principal as decided, the
+//                   request headers the route table reads) for `rolescope explain --log` and
+//                   `rolescope replay`; "off": `input` is null
+//   DECISION_LOG_PRINCIPAL_ATTRIBUTES  "true": `input.principal` has the attributes (default off)
+//   DECISION_LOG_HEADERS  headers recorded besides the route table's, comma-separated
+//   DECISION_LOG_MASK  a JSON list of masks, as the gateway's `decision_log.mask`: a pointer
+//                   below /input/ (erased) or {"pointer", "value"} (replaced)
 // Without UPSTREAM, JWT_ISSUER, JWT_AUDIENCE or a key set (JWKS / JWKS_URL) the worker is
 // misconfigured: it answers every request 503 `misconfigured` and says what is missing on the
 // first one (the Workers runtime gives a worker its settings with the first request).
@@ -173,12 +180,79 @@ export function misconfiguration(env) {
 
 let misconfigReported = false;
 
+/** Header names a route table reads: its `header.NAME` value sources (the bundle's sources). */
+export function routeHeaders(bundleJson) {
+  const names = new Set();
+  for (const f of bundleJson?.files ?? []) {
+    for (const m of String(f.text ?? "").matchAll(/(?:^|[^A-Za-z0-9_.-])header\.([A-Za-z0-9-]+)/g)) names.add(m[1].toLowerCase());
+  }
+  for (const n of ["authorization", "proxy-authorization", "cookie"]) names.delete(n); // credentials: never recorded
+  return [...names];
+}
+
+/** Checked `input` settings, as the gateway's `decision_log.input` / `decision_log.mask`. */
+export function inputSettings(env, bundleJson) {
+  const headers = new Set(routeHeaders(bundleJson));
+  for (const h of String(env.DECISION_LOG_HEADERS ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)) {
+    if (h === "authorization" || h === "cookie") throw new Error(`DECISION_LOG_HEADERS: \`${h}\` carries credentials and is never recorded`);
+    headers.add(h);
+  }
+  const masks = [];
+  const raw = env.DECISION_LOG_MASK ? JSON.parse(env.DECISION_LOG_MASK) : [];
+  if (!Array.isArray(raw)) throw new Error("DECISION_LOG_MASK: not a JSON list");
+  raw.forEach((m, i) => {
+    const pointer = typeof m === "string" ? m : m?.pointer;
+    if (typeof pointer !== "string" || !pointer.startsWith("/input/") || pointer.length === 7) {
+      throw new Error(`DECISION_LOG_MASK[${i}]: not a JSON pointer into the record's input`);
+    }
+    if (/~[^01]|~$/.test(pointer)) throw new Error(`DECISION_LOG_MASK[${i}]: \`~\` must be followed by 0 or 1`);
+    masks.push(typeof m === "string" ? { pointer } : { pointer, value: m.value });
+  });
+  return { record: env.DECISION_LOG_INPUT !== "off", attributes: env.DECISION_LOG_PRINCIPAL_ATTRIBUTES === "true", headers: [...headers], masks };
+}
+
+/** A record's `input`: the principal as decided and the recorded headers (gateway/README.md). */
+export function inputRecord(settings, principal, request) {
+  if (!settings.record) return null;
+  const p = principal
+    ? { id: principal.id ?? "", status: principal.status ?? "active", assignments: principal.assignments ?? [], ...(settings.attributes ? { attributes: principal.attributes ?? {} } : {}) }
+    : null;
+  const headers = {};
+  for (const name of settings.headers) {
+    const v = request.headers.get(name);
+    if (v !== null) headers[name] = v;
+  }
+  return { principal: p, headers, erased: [], masked: [] };
+}
+
+/** Apply masks to a record (its `input`), listing them in `input.erased` / `input.masked`. */
+export function maskRecord(record, masks) {
+  if (!record.input || masks.length === 0) return record;
+  const token = (t) => t.replaceAll("~1", "/").replaceAll("~0", "~");
+  for (const { pointer, value } of masks) {
+    const parts = pointer.slice(1).split("/").map(token);
+    const last = parts.pop();
+    let at = record;
+    for (const k of parts) at = at !== null && typeof at === "object" ? at[k] : undefined;
+    if (at === null || typeof at !== "object" || !Object.hasOwn(at, last)) continue;
+    if (value === undefined) {
+      if (Array.isArray(at)) at.splice(Number(last), 1);
+      else delete at[last];
+      record.input.erased.push(pointer);
+    } else {
+      at[last] = structuredClone(value);
+      record.input.masked.push(pointer);
+    }
+  }
+  return record;
+}
+
 /**
  * The decision record (`rolescope-decision/1`, the gateway's shape). `latency_us` is null: the
  * Workers runtime stops its clock while a worker computes (it moves only across I/O), so the
  * time to decide cannot be measured here.
  */
-export function decisionRecord({ decisionId, method, target, principal, d, allowed, reason, cause, revision }) {
+export function decisionRecord({ decisionId, method, target, principal, d, allowed, reason, cause, revision, input = null }) {
   const route = d?.route ?? null;
   const question = d && typeof d.action === "string" && typeof d.kind === "string"
     ? { action: d.action, id: d.resourceId ?? "", kind: d.kind, scope: d.scope ?? "", tenant: d.tenant ?? null }
@@ -188,6 +262,7 @@ export function decisionRecord({ decisionId, method, target, principal, d, allow
     cause: cause ?? null,
     decision_id: decisionId,
     detail: d?.detail ?? null,
+    input,
     latency_us: null,
     principal: principal ?? null,
     question,
@@ -286,6 +361,17 @@ async function forward(request, env, target, decisionId, revision, principal) {
   return { response: new Response(res.body, { status: res.status, statusText: res.statusText, headers: out }), reason: "allowed" };
 }
 
+let inputCache = null; // { env, settings }
+let inputMisconfigReported = false;
+
+function loadInputSettings(env) {
+  if (inputCache?.env !== env) {
+    const text = typeof bundle === "string" ? bundle : JSON.stringify(bundle);
+    inputCache = { env, settings: inputSettings(env, JSON.parse(text)) };
+  }
+  return inputCache.settings;
+}
+
 async function handle(request, env) {
   const now = Math.floor(Date.now() / 1000);
   const decisionId = newId();
@@ -293,7 +379,7 @@ async function handle(request, env) {
   const revision = policy ? policy.revision : "none";
   const target = targetOf(request.url);
   const method = request.method;
-  const log = { principal: null, d: null, cause: null };
+  const log = { principal: null, d: null, cause: null, decided: null };
   let result;
   const missing = misconfiguration(env);
   if (missing.length > 0) {
@@ -316,7 +402,17 @@ async function handle(request, env) {
   if (env.DECISION_LOG !== "off") {
     const allowed = log.d?.allowed === true;
     const reason = allowed ? "allowed" : result.reason;
-    console.log(JSON.stringify(decisionRecord({ decisionId, method, target, principal: log.principal, d: log.d, allowed, reason, cause: log.cause, revision: policy ? revision : null })));
+    let settings;
+    try {
+      settings = loadInputSettings(env);
+    } catch (e) {
+      settings = { record: false, masks: [] };
+      if (!inputMisconfigReported) console.error(`rolescope: decision log input: ${e.message}; records carry no input`);
+      inputMisconfigReported = true;
+    }
+    const input = inputRecord(settings, log.decided, request);
+    const record = decisionRecord({ decisionId, method, target, principal: log.principal, d: log.d, allowed, reason, cause: log.cause, revision: policy ? revision : null, input });
+    console.log(JSON.stringify(maskRecord(record, settings.masks)));
   }
   const { status, statusText, body } = result.response;
   return new Response(status === 101 || status === 204 || status === 304 || method === "HEAD" ? null : body, { status, statusText, headers });
@@ -350,6 +446,7 @@ async function enforce(request, env, { now, decisionId, policy, revision, target
     return reject("unavailable", "engine_fault", decisionId);
   }
   log.principal = who?.principal.id ?? null;
+  log.decided = who?.principal ?? null;
   log.d = d;
   if (!d.allowed) return reject("denied", d.reason, decisionId);
   return forward(request, env, target, decisionId, revision, who?.principal.id ?? null);

@@ -86,7 +86,7 @@ describe("decision records: edge worker and gateway", () => {
       }
       assert.equal(e.latency_us, null);
       assert.equal(typeof g.latency_us, "number");
-      for (const k of ["request", "route", "route_miss", "principal", "question", "allowed", "reason", "cause", "revision", "detail"]) {
+      for (const k of ["request", "route", "route_miss", "principal", "question", "allowed", "reason", "cause", "revision", "detail", "input"]) {
         assert.deepEqual(e[k], g[k], `${what}: ${k}`);
       }
     }

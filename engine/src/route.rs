@@ -888,6 +888,24 @@ impl Policy {
         self.routes.iter().flat_map(|t| t.routes.iter().map(|r| r.label.as_str()))
     }
 
+    /// The request headers the route table reads (lowercase, each once, in the order the routes
+    /// name them): what a host records with a decision so that it can be decided again offline
+    /// (`rolescope replay`). Empty without a route table or when no route reads a header.
+    pub fn request_headers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let targets = self.routes.iter().flat_map(|t| t.routes.iter().filter_map(|r| r.target.as_ref()));
+        for t in targets {
+            for (_, src, _) in t.attributes.iter().chain(&t.context) {
+                if let ValueSource::Header(h) = src
+                    && !out.contains(&h.as_str())
+                {
+                    out.push(h);
+                }
+            }
+        }
+        out
+    }
+
     /// Normalize an HTTP request's target and match it against the route table: the question
     /// to ask (or a public route). Errors carry `invalid_path`, `no_route` or `invalid_request`.
     pub fn route(&self, req: &HttpRequest<'_>) -> Result<RoutedRequest, RequestError> {

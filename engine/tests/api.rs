@@ -182,6 +182,17 @@ fn bundles_round_trip_and_refuse_tampering() {
     assert!(Policy::from_bundle(&tampered).is_err());
 }
 
+#[test]
+fn request_headers_are_those_the_routes_read() {
+    assert!(policy().request_headers().is_empty(), "no route table, no headers");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus/routes/policy.yaml"))
+        .expect("routes corpus");
+    let (p, json) = Policy::bundle(&[Source::new("policy.yaml", text)]).expect("bundle");
+    assert_eq!(p.request_headers(), ["x-labels", "x-priority"]);
+    // a bundle carries them too (the compiled route table)
+    assert_eq!(Policy::from_bundle(&json).expect("load").request_headers(), ["x-labels", "x-priority"]);
+}
+
 // ---------------------------------------------------------------- properties
 
 const ROLES: [&str; 3] = ["boss", "tech", "owner"];

@@ -9,6 +9,8 @@ use http::Uri;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
+use super::decision_log::{InputSettings, Mask};
+
 /// A configuration that cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -206,6 +208,32 @@ struct RawLimits {
 struct RawDecisionLog {
     sink: Option<String>,
     path: Option<String>,
+    #[serde(default)]
+    input: RawDecisionInput,
+    mask: Option<Vec<RawMask>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecisionInput {
+    record: Option<bool>,
+    principal_attributes: Option<bool>,
+    headers: Option<Vec<String>>,
+}
+
+/// A mask: a JSON pointer (erased), or `{pointer, value}` (replaced).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMask {
+    Erase(String),
+    Replace(RawReplace),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplace {
+    pointer: String,
+    value: serde_json::Value,
 }
 
 // ---- the checked configuration
@@ -370,6 +398,8 @@ pub struct GatewayConfig {
     pub(crate) principals_from_bundle: bool,
     pub(crate) limits: Limits,
     pub(crate) decision_log: DecisionSink,
+    /// What decision records carry as `input`, and its masks.
+    pub(crate) decision_input: InputSettings,
     /// Peers whose forwarding headers (`X-Forwarded-*`, `Forwarded`, and in the
     /// authorization-only mode the original method and URI) are believed; from anyone else
     /// they are replaced or refused. Empty by default: no peer is trusted.
@@ -440,6 +470,7 @@ const ENV: &[(&str, &str)] = &[
     ("ROLESCOPE_GATEWAY_WRITE_TIMEOUT", "limits.write_timeout"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG", "decision_log.sink"),
     ("ROLESCOPE_GATEWAY_DECISION_LOG_PATH", "decision_log.path"),
+    ("ROLESCOPE_GATEWAY_DECISION_LOG_INPUT", "decision_log.input.record"),
     ("ROLESCOPE_GATEWAY_GRPC_LISTEN", "authorize.grpc_listen"),
 ];
 
@@ -555,6 +586,7 @@ impl Raw {
             "limits.write_timeout" => self.limits.write_timeout = Some(v),
             "decision_log.sink" => self.decision_log.sink = Some(v),
             "decision_log.path" => self.decision_log.path = Some(v),
+            "decision_log.input.record" => self.decision_log.input.record = Some(parse_bool(&v)?),
             _ => return Err("no such field".into()),
         }
         Ok(())
@@ -715,6 +747,7 @@ impl Raw {
             ("stdout" | "off", Some(_)) => return Err(f("decision_log.path", "only with sink `file`")),
             (other, _) => return Err(f("decision_log.sink", format!("unknown sink {other:?} (stdout, file or off)"))),
         };
+        let decision_input = check_decision_input(self.decision_log.input, self.decision_log.mask)?;
 
         let mut trusted_proxies = Vec::new();
         for (i, v) in self.trusted_proxies.unwrap_or_default().iter().enumerate() {
@@ -757,6 +790,7 @@ impl Raw {
             principals_from_bundle,
             limits,
             decision_log,
+            decision_input,
             trusted_proxies,
             mode,
             authorize,
@@ -769,6 +803,37 @@ impl Raw {
             upgrades,
         })
     }
+}
+
+/// `decision_log.input` and `decision_log.mask`.
+fn check_decision_input(raw: RawDecisionInput, masks: Option<Vec<RawMask>>) -> Result<InputSettings, ConfigError> {
+    let defaults = InputSettings::default();
+    let mut headers = Vec::new();
+    for (i, n) in raw.headers.unwrap_or_default().iter().enumerate() {
+        let name = http::HeaderName::from_bytes(n.trim().as_bytes())
+            .map_err(|_| f(format!("decision_log.input.headers[{i}]"), format!("not a header name: {n:?}")))?;
+        if name == http::header::AUTHORIZATION || name == http::header::COOKIE {
+            return Err(f(
+                format!("decision_log.input.headers[{i}]"),
+                format!("`{name}` carries credentials and is never recorded"),
+            ));
+        }
+        headers.push(name.as_str().to_owned());
+    }
+    let mut out = Vec::new();
+    for (i, m) in masks.unwrap_or_default().into_iter().enumerate() {
+        let (pointer, value) = match m {
+            RawMask::Erase(p) => (p, None),
+            RawMask::Replace(r) => (r.pointer, Some(r.value)),
+        };
+        out.push(Mask::new(&pointer, value).map_err(|e| f(format!("decision_log.mask[{i}]"), e))?);
+    }
+    Ok(InputSettings {
+        record: raw.record.unwrap_or(defaults.record),
+        principal_attributes: raw.principal_attributes.unwrap_or(defaults.principal_attributes),
+        headers,
+        masks: out,
+    })
 }
 
 /// `upgrades[i]`: a route template as the engine names it (`METHOD /path`, a method of

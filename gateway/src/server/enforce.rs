@@ -48,13 +48,16 @@ pub(crate) struct Verdict {
     pub(crate) allowed: bool,
     pub(crate) reason: Reason,
     pub(crate) http: HttpVerdict,
+    /// With principals filed in the bundle: the one decided for (`None`: not filed, decided
+    /// anonymously).
+    pub(crate) filed: Option<Arc<Principal>>,
 }
 
 /// Principals filed in one bundle, by subject.
 #[derive(Debug, Default)]
 pub(crate) struct Filed {
     pub(crate) revision: String,
-    pub(crate) principals: HashMap<String, Principal>,
+    pub(crate) principals: HashMap<String, Arc<Principal>>,
 }
 
 /// The engine as the gateway uses it.
@@ -117,7 +120,9 @@ impl Enforcer {
             let Some(who) = who else {
                 return decide(host, None, req).map_err(|e| unavailable(&e));
             };
-            let principal = if self.from_bundle {
+            let principal = if !self.from_bundle {
+                &who.principal
+            } else {
                 let filed = self.filed.load();
                 let Some(p) = filed
                     .iter()
@@ -133,11 +138,12 @@ impl Enforcer {
                     }
                     return Ok(v);
                 };
-                std::borrow::Cow::Owned(p)
-            } else {
-                std::borrow::Cow::Borrowed(&who.principal)
+                let mut v = with_handle(host, who.id, &p, &revision, |host, handle| decide(host, Some(handle), req))
+                    .map_err(|e| unavailable(&e))?;
+                v.filed = Some(p);
+                return Ok(v);
             };
-            with_handle(host, who.id, &principal, &revision, |host, handle| decide(host, Some(handle), req))
+            with_handle(host, who.id, principal, &revision, |host, handle| decide(host, Some(handle), req))
                 .map_err(|e| unavailable(&e))
         })
     }
@@ -179,5 +185,5 @@ fn with_handle<R>(
 fn decide(host: &mut Host, handle: Option<&Handle>, req: &HttpQuery<'_>) -> Result<Verdict, Error> {
     let request = rolescope_engine::HttpRequest { method: req.method, target: req.target, headers: req.headers };
     let http = host.authorize(handle, &request)?;
-    Ok(Verdict { allowed: http.allowed(), reason: http.reason(), http })
+    Ok(Verdict { allowed: http.allowed(), reason: http.reason(), http, filed: None })
 }

@@ -182,7 +182,7 @@ impl Gateway {
     async fn run(config: GatewayConfig, engine: Option<WasmEngine>) -> Result<Self, StartError> {
         let enforcer = engine.map(|e| Enforcer::new(e, config.principals_from_bundle));
         let identity = config.jwt.as_ref().map(Identity::new);
-        let log = DecisionLog::start(&config.decision_log).map_err(StartError::DecisionLog)?;
+        let log = DecisionLog::start(&config.decision_log, &config.decision_input).map_err(StartError::DecisionLog)?;
         let client = forward::client(&config.upstream_tls, true)?;
         let fetcher = forward::client(&config.upstream_tls, false)?;
         let listener_tls = config.tls.as_ref().map(ListenerTlsState::new).transpose()?;

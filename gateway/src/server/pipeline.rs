@@ -12,7 +12,7 @@ use http::header;
 use rolescope_engine::Reason;
 
 use super::State;
-use super::decision_log::DecisionRecord;
+use super::decision_log::{DecidedPrincipal, DecisionRecord};
 use super::enforce::{Enforcer, HttpQuery, Verdict};
 use super::identity::Verified;
 use super::reject::{Rejection, TokenError};
@@ -71,7 +71,7 @@ fn authorize(
         Err(t) => {
             tracing::debug!(cause = t.cause(), reason = t.as_str(), decision_id = %ex.decision_id, "token refused");
             let rejection = Rejection::Token(t);
-            log_decision(state, ex, req, None, None, rejection);
+            log_decision(state, ex, req, None, None, None, rejection);
             return Err(rejection);
         }
     };
@@ -82,7 +82,7 @@ fn authorize(
             match directory.resolve(w) {
                 Ok(w) => Some(w),
                 Err(rejection) => {
-                    log_decision(state, ex, req, Some(&subject), None, rejection);
+                    log_decision(state, ex, req, Some(&subject), None, None, rejection);
                     return Err(rejection);
                 }
             }
@@ -94,16 +94,24 @@ fn authorize(
     let query = HttpQuery { method: req.method, target: req.target, headers: &headers };
     let verdict = enforcer.authorize(who.as_deref(), &query);
     let principal = who.as_ref().map(|w| w.principal.id.clone());
+    // the principal as the engine decided for it (with principals filed in the bundle: the
+    // filed one, none when the subject is not filed)
+    let decided = |v: Option<&Verdict>| match (&who, v) {
+        (None, _) => None,
+        (Some(_), Some(v)) if enforcer.principals_filed() => v.filed.clone().map(DecidedPrincipal::Filed),
+        (Some(_), None) if enforcer.principals_filed() => None,
+        (Some(w), _) => Some(DecidedPrincipal::Verified(Arc::clone(w))),
+    };
     match verdict {
         Err(rejection) => {
-            log_decision(state, ex, req, principal.as_deref(), None, rejection);
+            log_decision(state, ex, req, principal.as_deref(), None, decided(None), rejection);
             Err(rejection)
         }
         Ok(v) => {
             ex.revision = Some(v.http.revision().as_str().to_owned());
             ex.route = v.http.route().map(str::to_owned);
             let rejection = Rejection::Denied(v.reason);
-            log_decision(state, ex, req, principal.as_deref(), Some(&v), rejection);
+            log_decision(state, ex, req, principal.as_deref(), Some(&v), decided(Some(&v)), rejection);
             if v.allowed { Ok(principal) } else { Err(rejection) }
         }
     }
@@ -130,6 +138,7 @@ fn log_decision(
     req: &Inbound<'_>,
     principal: Option<&str>,
     v: Option<&Verdict>,
+    decided: Option<DecidedPrincipal>,
     rejection: Rejection,
 ) {
     let allowed = v.is_some_and(|v| v.allowed);
@@ -156,5 +165,6 @@ fn log_decision(
         // refused before the engine (a token): the bundle in force
         ex.revision.clone().or_else(|| state.current_revision()).as_deref(),
         took,
+        state.log.input(decided, req.headers),
     ));
 }

@@ -63,7 +63,7 @@ pub(crate) async fn fetch(client: &UpstreamClient, uri: &Uri, etag: Option<&str>
 
 /// The principals filed in a bundle's role files, by id (the key they are filed under unless
 /// they give an `id`).
-pub(crate) fn filed_principals(bundle: &str) -> Result<HashMap<String, Principal>, String> {
+pub(crate) fn filed_principals(bundle: &str) -> Result<HashMap<String, Arc<Principal>>, String> {
     #[derive(Deserialize)]
     struct File {
         name: String,
@@ -92,7 +92,7 @@ pub(crate) fn filed_principals(bundle: &str) -> Result<HashMap<String, Principal
             if p.id.is_empty() {
                 p.id = key;
             }
-            out.insert(p.id.clone(), p);
+            out.insert(p.id.clone(), Arc::new(p));
         }
     }
     Ok(out)
@@ -188,7 +188,18 @@ pub(crate) async fn load_bundle(state: &Arc<State>, bytes: Bytes, origin: &str) 
         let text = std::str::from_utf8(&bytes).map_err(|_| "bundle is not UTF-8".to_owned())?;
         let json = verified_bundle(&st.config.policy, text)?;
         let filed = if from_bundle { Some(filed_principals(&json)?) } else { None };
+        // the request headers the route table reads, recorded with each decision (the engine
+        // module answers decisions only; the native engine reads the bundle's route table)
+        let route_headers = if st.log.records_input() {
+            let policy = rolescope_engine::Policy::from_bundle(&json).map_err(|e| e.to_string())?;
+            Some(policy.request_headers().into_iter().map(str::to_owned).collect::<Vec<_>>())
+        } else {
+            None
+        };
         let revision = enforcer.engine().load(&json).map_err(|e| e.to_string())?;
+        if let Some(h) = route_headers {
+            st.log.set_route_headers(&h.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         if let Some(principals) = filed {
             enforcer.set_filed(Filed { revision: revision.as_str().to_owned(), principals });
         }

@@ -43,6 +43,19 @@ fn every_error_names_its_field() {
         ),
         ("decision_log: { sink: file }", "decision_log.path: missing"),
         ("decision_log: { sink: syslog }", "decision_log.sink: unknown sink \"syslog\""),
+        (
+            "decision_log: { mask: [/request/target] }",
+            "decision_log.mask[0]: \"/request/target\" is not a JSON pointer into",
+        ),
+        (
+            "decision_log: { mask: [/input/a, /input/b~2] }",
+            "decision_log.mask[1]: \"/input/b~2\": `~` must be followed",
+        ),
+        (
+            "decision_log: { input: { headers: [x-ok, authorization] } }",
+            "decision_log.input.headers[1]: `authorization` carries",
+        ),
+        ("decision_log: { input: { headers: [\"bad name\"] } }", "decision_log.input.headers[0]: not a header name"),
         ("identity: { jwt: { audience: a, jwks_file: k.json } }", "identity.jwt.issuer: missing"),
         ("identity: { jwt: { issuer: i, audience: a } }", "identity.jwt: missing `jwks_file` or `jwks_url`"),
         (

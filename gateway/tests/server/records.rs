@@ -11,6 +11,37 @@ fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
+/// The CLI's `explain --log` and `replay` tests read a log this test recorded
+/// (`cli/tests/cli/fixtures/gateway-decisions.jsonl`, with the ids and times of that run): it
+/// must still be what the gateway records for these requests, but for the decision ids, times
+/// and latencies. `ROLESCOPE_BLESS=1` records it again.
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
+fn recorded_log_fixture(log: &[serde_json::Value], revision: &str) {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/cli/fixtures/gateway-decisions.jsonl");
+    if std::env::var_os("ROLESCOPE_BLESS").is_some() {
+        let text: String = log.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixture: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let strip = |r: &serde_json::Value| {
+        let mut r = stable(r.clone(), revision);
+        // a token in the log stays as recorded; the revision is compared whole
+        r["revision"] = r["revision"].as_str().map_or(serde_json::Value::Null, |_| "[some]".into());
+        r
+    };
+    assert_eq!(fixture.len(), log.len(), "{}: record count (ROLESCOPE_BLESS=1 records it again)", path.display());
+    for (old, new) in fixture.iter().zip(log) {
+        assert_eq!(
+            old["revision"], new["revision"],
+            "the Mist bundle changed: ROLESCOPE_BLESS=1 records the fixture again"
+        );
+        assert_eq!(strip(old), strip(new), "{}: ROLESCOPE_BLESS=1 records it again", path.display());
+    }
+}
+
 /// A record with what changes from run to run replaced.
 #[expect(clippy::unwrap_used, reason = "a test fails loudly")]
 fn stable(mut r: serde_json::Value, revision: &str) -> serde_json::Value {
@@ -95,6 +126,7 @@ async fn every_kind_of_record() {
         golden.insert(format!("{what} ({status})"), stable(r.clone(), &revision));
     }
     insta::assert_json_snapshot!("decision_records", golden);
+    recorded_log_fixture(&log, &revision);
 
     let metrics = gw.metrics_text();
     for line in [
@@ -116,5 +148,44 @@ async fn every_kind_of_record() {
     for l in metrics.lines().filter(|l| !l.starts_with('#')) {
         assert!(!l.contains("/o1/") && !l.contains("nothing-here") && !l.contains("org:o1"), "{l}");
     }
+    gw.shutdown().await;
+}
+
+/// `decision_log.input`: configured headers recorded (credentials never), principal attributes
+/// when asked for, masks that erase and replace, listed in `erased` and `masked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_recording_and_masks() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    let log = "decision_log:\n  sink: file\n  path: decisions.jsonl\n  input:\n    principal_attributes: true\n    \
+               headers: [x-request-tag, x-secret]\n  mask:\n    - /input/headers/x-secret\n    - /input/nothing/here\n    \
+               - { pointer: /input/principal/assignments/0/scope, value: \"[masked]\" }\n";
+    let gw = start(s.enforcing(upstream.addr, log)).await;
+    let bearer = format!("Bearer {}", token("na_o1"));
+    let a = request(
+        gw.local_addr(),
+        "GET",
+        "/api/v1/orgs/o1/devices",
+        &[("authorization", &bearer), ("x-request-tag", "t1"), ("x-secret", "s3cret"), ("cookie", "c=1")],
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let id = a.header("x-rolescope-decision-id").unwrap().to_owned();
+    assert!(eventually(std::time::Duration::from_secs(5), async || !decisions(s.dir.path()).is_empty()).await);
+    let r = decisions(s.dir.path()).into_iter().find(|r| r["decision_id"] == id.as_str()).unwrap();
+    assert_eq!(
+        r["input"],
+        serde_json::json!({
+            "principal": {
+                "id": "na_o1", "status": "active", "attributes": {},
+                "assignments": [{ "role": "network_admin", "scope": "[masked]", "tenants": ["org:o1"] }],
+            },
+            "headers": { "x-request-tag": "t1" },
+            "erased": ["/input/headers/x-secret"],
+            "masked": ["/input/principal/assignments/0/scope"],
+        })
+    );
+    let text = std::fs::read_to_string(s.path("decisions.jsonl")).unwrap();
+    assert!(!text.contains("s3cret") && !text.contains("c=1") && !text.contains("Bearer"), "{text}");
     gw.shutdown().await;
 }

@@ -193,9 +193,11 @@ impl Setup {
 
     /// A config for an upstream; `extra` is appended (YAML).
     pub(crate) fn config(&self, upstream: SocketAddr, extra: &str) -> GatewayConfig {
+        // the decision log in a file, unless `extra` configures it
+        let log =
+            if extra.contains("decision_log:") { "" } else { "decision_log: { sink: file, path: decisions.jsonl }\n" };
         let yaml = format!(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream: http://{upstream}\nmodule: {module}\n\
-             decision_log: {{ sink: file, path: decisions.jsonl }}\n{extra}",
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream: http://{upstream}\nmodule: {module}\n{log}{extra}",
             module = module::path().display(),
         );
         let path = self.write("gateway.yaml", &yaml);
