@@ -12,7 +12,7 @@ Exit codes:
   3  invalid policy or suite (diagnostics with errors; warnings too with --deny-warnings),
      or an assignment set breaks an invariant
   4  test failures (a case failed, a suite is malformed, coverage below --min-coverage)
-  5  denied (`eval --exit-code` only)
+  5  denied (`eval --exit-code` only), or decisions change (`replay --fail-on-change`)
 
 Colour is used only when writing to a terminal and NO_COLOR is not set.";
 
@@ -35,9 +35,14 @@ pub(crate) enum Command {
     /// Decide one request and print the decision report as JSON.
     #[command(after_help = EXIT_CODES)]
     Eval(EvalArgs),
-    /// Decide one request and show every step of the evaluation.
+    /// Decide one request and show every step of the evaluation; with `--log FILE --id ID`,
+    /// explain a logged decision offline.
     #[command(after_help = EXIT_CODES)]
     Explain(ExplainArgs),
+    /// Decide every request of a decision log again under a candidate policy and report what
+    /// would change (allow -> deny, deny -> allow, by route, role and reason).
+    #[command(after_help = EXIT_CODES)]
+    Replay(ReplayArgs),
     /// Map one HTTP request through the policy's route table and decide it, as the gateway
     /// and the edge worker do; print the HTTP decision as JSON.
     #[command(after_help = EXIT_CODES)]
@@ -139,8 +144,9 @@ fn percent(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
     /// The policy: a folder of role files, a role file, or a bundle from `rolescope build`.
-    /// Repeat it to compile several together (a policy and its overlays).
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Repeat it to compile several together (a policy and its overlays). Required, except for
+    /// `explain --log` with `--bundles`.
+    #[arg(long, value_name = "PATH")]
     pub(crate) policy: Vec<PathBuf>,
     /// A request file (YAML or JSON: principal, action, resource, context); `-` reads
     /// standard input. Flags given as well override its fields.
@@ -224,6 +230,33 @@ pub(crate) struct RouteArgs {
 pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+    pub(crate) format: ExplainFormat,
+    /// Explain a logged decision instead: a decision log (`rolescope-decision/1` JSON lines of
+    /// the gateway or the edge worker); with `--id`.
+    #[arg(long, value_name = "FILE", requires = "id", conflicts_with_all = ["request", "principal", "principal_json", "action", "kind", "scope", "assign", "invariants"])]
+    pub(crate) log: Option<PathBuf>,
+    /// The decision id (`decision_id`, the `X-Rolescope-Decision-Id` response header).
+    #[arg(long, value_name = "DECISION_ID", requires = "log")]
+    pub(crate) id: Option<String>,
+    /// A folder of bundles (`rolescope build` output): the one of the record's revision is used.
+    #[arg(long, value_name = "DIR", requires = "log")]
+    pub(crate) bundles: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The decision log: `rolescope-decision/1` JSON lines (the gateway's or the edge worker's).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log: PathBuf,
+    /// The candidate policy: a folder of role files, a role file, or a bundle. Repeat it to
+    /// compile several together (a policy and its overlays).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub(crate) policy: Vec<PathBuf>,
+    /// Exit 5 when any decision would change (for CI).
+    #[arg(long)]
+    pub(crate) fail_on_change: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
     pub(crate) format: ExplainFormat,

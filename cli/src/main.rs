@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run_eval(&a, &style),
         Command::Route(a) => commands::eval::run_route(&a, &style),
         Command::Explain(a) => commands::eval::run_explain(&a, &style),
+        Command::Replay(a) => commands::replay::run_replay(&a, &style),
         Command::Build(a) => commands::build::run(&a, &style),
         Command::Fmt(a) => commands::fmt::run(&a, &style),
         Command::Schema(a) => commands::schema::run(&a),

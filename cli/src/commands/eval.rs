@@ -139,8 +139,17 @@ pub(crate) fn unknown_principal(policy: &Policy, paths: &[PathBuf], id: &str) ->
     ))
 }
 
+/// `--policy` is required but for `explain --log`.
+fn require_policy(policy: &[PathBuf]) -> Result<(), CliError> {
+    if policy.is_empty() {
+        return Err(CliError::usage("the following required arguments were not provided: --policy <PATH>"));
+    }
+    Ok(())
+}
+
 pub(crate) fn run_eval(args: &EvalArgs, style: &Style) -> Result<Exit, CliError> {
     let r = &args.request;
+    require_policy(&r.policy)?;
     if args.batch.is_some() || r.assign.is_some() || r.invariants.is_some() {
         let Some(policy) = load_policy(&r.policy, style)? else { return Ok(Exit::InvalidPolicy) };
         if let Some(input) = &args.batch {
@@ -217,6 +226,17 @@ pub(crate) fn run_route(args: &RouteArgs, style: &Style) -> Result<Exit, CliErro
 
 pub(crate) fn run_explain(args: &ExplainArgs, style: &Style) -> Result<Exit, CliError> {
     let r = &args.request;
+    if let (Some(log), Some(id)) = (&args.log, &args.id) {
+        return crate::commands::replay::run_explain_log(
+            log,
+            id,
+            args.bundles.as_deref(),
+            &r.policy,
+            args.format,
+            style,
+        );
+    }
+    require_policy(&r.policy)?;
     if r.assign.is_some() || r.invariants.is_some() {
         let Some(policy) = load_policy(&r.policy, style)? else { return Ok(Exit::InvalidPolicy) };
         let (json, text) = match (&r.assign, &r.invariants) {

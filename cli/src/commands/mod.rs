@@ -7,6 +7,7 @@ pub(crate) mod eval;
 pub(crate) mod fmt;
 pub(crate) mod junit;
 pub(crate) mod keygen;
+pub(crate) mod replay;
 pub(crate) mod schema;
 pub(crate) mod tap;
 pub(crate) mod test;

@@ -12,6 +12,7 @@ mod eval;
 mod fmt;
 mod help;
 mod mistakes;
+mod replay;
 mod route;
 mod schema;
 mod sign;
