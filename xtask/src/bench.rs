@@ -12,6 +12,7 @@
 //! | gateway | `scripts/bench-gateway.sh` |
 //! | directory | `cargo bench -p rolescope-gateway --profile release --bench directory` (the principal directory at 100,000 principals) |
 //! | forward-auth | `scripts/bench-forward-auth.sh` |
+//! | replay | `rolescope replay` over a generated 2,000,000-record decision log (`bench_replay.rs`) |
 //!
 //! This task runs them in that order on one machine, then writes the report: the machine and
 //! every version at the top, a table of every goal, then the fragments. A part that fails is
@@ -39,7 +40,7 @@ struct Options {
     report_only: bool,
 }
 
-const PARTS: [&str; 5] = ["native", "node", "gateway", "directory", "forward-auth"];
+const PARTS: [&str; 6] = ["native", "node", "gateway", "directory", "forward-auth", "replay"];
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options::default();
@@ -152,6 +153,13 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             .args(["scripts/bench-forward-auth.sh", "--out", &out_s])
             .args(quick));
         record(&mut failures, "forward-auth", r);
+        done(t);
+    }
+
+    if wanted("replay") {
+        let t = step("replay: rolescope replay over a 2,000,000-record decision log");
+        let r = crate::bench_replay::replay(root, &out, opts.quick);
+        record(&mut failures, "replay", r);
         done(t);
     }
 
@@ -324,7 +332,7 @@ fn cell(s: &str) -> String {
 
 fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[(String, String)]) -> Result<String> {
     // fragment files in report order: each part, then the size part the node program writes
-    let order = ["native", "node", "size", "gateway", "directory", "forward-auth"];
+    let order = ["native", "node", "size", "gateway", "directory", "forward-auth", "replay"];
     let mut summaries: Vec<(&str, Value)> = Vec::new();
     for part in order {
         if let Some(v) = summary(out, part)? {

@@ -15,6 +15,7 @@
 //! Every install is idempotent and uses only the package registries (crates.io, npm).
 
 mod bench;
+mod bench_replay;
 mod tools;
 mod wasm;
 
