@@ -378,8 +378,11 @@ fn replay_text(r: &Report, style: &Style) -> String {
     x
 }
 
+/// A revision for people: `sha256:` and the first 12 hex digits.
 fn short(revision: &str) -> String {
-    revision.chars().take(12).collect()
+    let (prefix, hex) = revision.split_once(':').unwrap_or(("", revision));
+    let hex: String = hex.chars().take(12).collect();
+    if prefix.is_empty() { hex } else { format!("{prefix}:{hex}") }
 }
 
 // ---------------------------------------------------------------- explain --log
