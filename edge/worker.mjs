@@ -95,7 +95,9 @@ function loadEngine() {
   try {
     initSync({ module: wasmModule });
     const text = typeof bundle === "string" ? bundle : JSON.stringify(bundle);
-    engine = { policy: Policy.fromBundle(text) };
+    const policy = Policy.fromBundle(text);
+    // the rule table, by rule id (what a decision's `rule` names), read once per bundle
+    engine = { policy, rules: policy.rules() };
   } catch (e) {
     engine = { error: e };
     console.error("rolescope: no policy:", typeof e === "string" ? e : JSON.stringify(e?.diagnostics ?? String(e)));
@@ -252,8 +254,13 @@ export function maskRecord(record, masks) {
  * Workers runtime stops its clock while a worker computes (it moves only across I/O), so the
  * time to decide cannot be measured here.
  */
-export function decisionRecord({ decisionId, method, target, principal, d, allowed, reason, cause, revision, input = null }) {
+/** Reasons of a default deny (no grant applied): the record names the nearest assignments. */
+const DEFAULT_DENY = ["no_matching_grant", "out_of_scope", "condition_false"];
+
+export function decisionRecord({ decisionId, method, target, principal, d, allowed, reason, cause, revision, rules, input = null }) {
   const route = d?.route ?? null;
+  const named = typeof d?.rule === "number" ? rules?.[d.rule] : undefined;
+  const rule = named ? { assignment: d.assignment ?? null, effect: named.effect, role: named.role ?? null, source: named.source } : null;
   const question = d && typeof d.action === "string" && typeof d.kind === "string"
     ? { action: d.action, id: d.resourceId ?? "", kind: d.kind, scope: d.scope ?? "", tenant: d.tenant ?? null }
     : null;
@@ -264,12 +271,14 @@ export function decisionRecord({ decisionId, method, target, principal, d, allow
     detail: d?.detail ?? null,
     input,
     latency_us: null,
+    nearest: d && DEFAULT_DENY.includes(d.reason) ? (d.nearest ?? []) : null,
     principal: principal ?? null,
     question,
     reason,
     request: { method, target },
     revision,
     route,
+    rule,
     route_miss: route !== null ? null : d ? (d.reason === "invalid_path" ? "invalid_path" : "no_route") : "not_reached",
     schema: "rolescope-decision/1",
     time: new Date().toISOString(),
@@ -375,7 +384,7 @@ function loadInputSettings(env) {
 async function handle(request, env) {
   const now = Math.floor(Date.now() / 1000);
   const decisionId = newId();
-  const { policy } = loadEngine();
+  const { policy, rules } = loadEngine();
   const revision = policy ? policy.revision : "none";
   const target = targetOf(request.url);
   const method = request.method;
@@ -411,7 +420,7 @@ async function handle(request, env) {
       inputMisconfigReported = true;
     }
     const input = inputRecord(settings, log.decided, request);
-    const record = decisionRecord({ decisionId, method, target, principal: log.principal, d: log.d, allowed, reason, cause: log.cause, revision: policy ? revision : null, input });
+    const record = decisionRecord({ decisionId, method, target, principal: log.principal, d: log.d, allowed, reason, cause: log.cause, revision: policy ? revision : null, input, rules });
     console.log(JSON.stringify(maskRecord(record, settings.masks)));
   }
   const { status, statusText, body } = result.response;

@@ -18,6 +18,7 @@ import type {
   HttpRequest,
   InvalidRequest,
   InvariantViolation,
+  MatchedRule,
   Principal,
   PreparedPrincipal,
   PreparedResource,
@@ -67,6 +68,8 @@ export declare class Policy {
   readonly warnings: Diagnostic[];
   /** Roles with titles, ranks and levels. */
   roles(): RoleSummary[];
+  /** Every rule by rule id (no `assignment`): where an `HttpDecision`'s `rule` is looked up. */
+  rules(): MatchedRule[];
   /** Decide a request. */
   check(request: Request): Verdict;
   /** Decide a request and describe it. */

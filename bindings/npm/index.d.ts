@@ -344,6 +344,11 @@ export declare class Policy {
   readonly warnings: Diagnostic[];
   /** Roles with titles, ranks and levels. */
   roles(): RoleSummary[];
+  /**
+   * Every rule of the policy by rule id (no `assignment`): where an {@link HttpDecision}'s
+   * `rule` is looked up (effect, role, `file:line:col`). Read it once per policy.
+   */
+  rules(): MatchedRule[];
   /** Decide a request. */
   check(request: Request): Verdict;
   /** Decide a request and describe it. */
@@ -425,4 +430,17 @@ export interface HttpDecision {
   resourceId?: string;
   /** For refused or malformed requests: what exactly was wrong. */
   detail?: string;
+  /**
+   * The rule that decided (for an allow the grant, for `explicit_deny` the deny): its id in
+   * {@link Policy.rules}.
+   */
+  rule?: number;
+  /** The assignment the deciding rule came through, `role@scope` (absent for a policy-wide deny). */
+  assignment?: string;
+  /**
+   * A default deny's (`no_matching_grant`, `out_of_scope`, `condition_false`) nearest
+   * assignments of the principal to the question's scope, nearest first, at most 3
+   * (`role@scope`); absent otherwise or when the principal has none.
+   */
+  nearest?: string[];
 }

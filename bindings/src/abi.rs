@@ -17,7 +17,7 @@ use rolescope_engine::{
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Version of this ABI; bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Return code of a malformed call (bad encoding, no policy loaded, unknown handle). Hosts
 /// treat it as a deny (and may replace the instance).
@@ -147,6 +147,21 @@ pub fn rs_names() -> i32 {
                     out.extend_from_slice(a.as_bytes());
                 }
             }
+            0
+        },
+        ERR_MALFORMED,
+    )
+}
+
+/// Write the loaded policy's rule table into the output buffer as JSON: an array indexed by
+/// rule id (the `rule` of an [`rs_authorize`] answer), each `{effect, role?, condition?,
+/// description?, source}` (`Policy::rule_table`). Returns 0, or [`ERR_NO_POLICY`].
+#[wasm_bindgen]
+pub fn rs_rules() -> i32 {
+    with(
+        |st| {
+            let Some(policy) = &st.policy else { return ERR_NO_POLICY };
+            st.output = serde_json::to_vec(&policy.rule_table()).unwrap_or_default();
             0
         },
         ERR_MALFORMED,
@@ -391,18 +406,30 @@ fn http_request<'a>(buf: &'a [u8], headers: &mut Vec<(&'a str, &'a str)>) -> Opt
     r.buf.is_empty().then_some((method, target))
 }
 
+/// Write an optional string (`u32` length + bytes, or [`ABSENT`]).
+fn put_str(out: &mut Vec<u8>, field: Option<&str>) {
+    match field.and_then(|s| u32::try_from(s.len()).ok().map(|n| (s, n))) {
+        Some((s, n)) if n != ABSENT => {
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        _ => out.extend_from_slice(&ABSENT.to_le_bytes()),
+    }
+}
+
 /// Write an HTTP decision into `out` (see `ABI.md`).
 fn http_decision(out: &mut Vec<u8>, d: &HttpDecision) {
     out.clear();
     out.extend_from_slice(&[u8::from(d.allowed()), d.reason().code(), u8::from(d.public())]);
     for field in [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id(), d.detail()] {
-        match field.and_then(|s| u32::try_from(s.len()).ok().map(|n| (s, n))) {
-            Some((s, n)) if n != ABSENT => {
-                out.extend_from_slice(&n.to_le_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            _ => out.extend_from_slice(&ABSENT.to_le_bytes()),
-        }
+        put_str(out, field);
+    }
+    out.extend_from_slice(&d.rule().unwrap_or(ABSENT).to_le_bytes());
+    put_str(out, d.assignment());
+    // at most 3 (the engine's bound)
+    out.push(u8::try_from(d.nearest().len()).unwrap_or(0));
+    for a in d.nearest() {
+        put_str(out, Some(a));
     }
 }
 

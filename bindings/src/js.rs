@@ -228,6 +228,12 @@ impl Policy {
         to_js(&self.inner.roles())
     }
 
+    /// Every rule by id (`MatchedRule[]` without `assignment`): where an `HttpDecision`'s
+    /// `rule` id is looked up (effect, role, `file:line:col`). Read it once per policy.
+    pub fn rules(&self) -> JsValue {
+        to_js(&self.inner.rule_table())
+    }
+
     /// Decide a request: `{allowed, reason, detail?}`.
     pub fn check(&self, request: JsValue) -> JsValue {
         match read_js(&request, engine::Request::from_json) {

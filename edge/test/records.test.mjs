@@ -1,7 +1,8 @@
 // Decision records: the edge worker (log on by default) and the gateway, sent the same
 // requests (an allow, denies, no_route, invalid_path, token failures), write records of one
 // shape (`rolescope-decision/1`, gateway/README.md): the same members, the same request,
-// route, question, principal, decision, reason and token cause. And a misconfigured worker
+// route, question, principal, decision, reason, token cause, rule that decided and nearest
+// assignments of a default deny. And a misconfigured worker
 // (no issuer) answers 503 `misconfigured`, saying what is missing.
 
 import assert from "node:assert/strict";
@@ -50,6 +51,7 @@ describe("decision records: edge worker and gateway", () => {
     const cases = [
       ["allow", "GET", "/api/v1/orgs/o1/devices", good],
       ["out_of_scope", "GET", "/api/v1/orgs/o2/devices", good],
+      ["no_matching_grant", "DELETE", "/api/v1/orgs/o1/devices/ap-11", good],
       ["no_route", "GET", "/api/v1/nothing-here", good],
       ["invalid_path", "GET", "/api/v1/orgs/o1/%2e%2e/o2/devices", good],
       ["missing token", "GET", "/api/v1/orgs/o1/devices", null],
@@ -86,9 +88,14 @@ describe("decision records: edge worker and gateway", () => {
       }
       assert.equal(e.latency_us, null);
       assert.equal(typeof g.latency_us, "number");
-      for (const k of ["request", "route", "route_miss", "principal", "question", "allowed", "reason", "cause", "revision", "detail", "input"]) {
+      for (const k of ["request", "route", "route_miss", "principal", "question", "allowed", "reason", "cause", "revision", "detail", "rule", "nearest", "input"]) {
         assert.deepEqual(e[k], g[k], `${what}: ${k}`);
       }
+      // the rule that decided an allow; the nearest assignments of a default deny
+      if (what === "allow") assert.deepEqual(g.rule?.assignment, "network_admin@msp:mist (tenants: org:o1)", JSON.stringify(g));
+      if (what === "allow") assert.match(g.rule.source, /^roles\.yaml:\d+:\d+$/);
+      if (what === "out_of_scope" || what === "no_matching_grant") assert.deepEqual(g.nearest, ["network_admin@msp:mist (tenants: org:o1)"], what);
+      if (what !== "out_of_scope" && what !== "no_matching_grant") assert.equal(g.nearest, null, what);
     }
     t.diagnostic(`${ids.length} requests, records equal in shape and answers`);
   });

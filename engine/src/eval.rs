@@ -62,6 +62,9 @@ fn is_within(prefix: &str, path: &str) -> bool {
     q.starts_with(p) && (q.len() == p.len() || q.get(p.len()) == Some(&b'/'))
 }
 
+/// Most assignments a default deny names ([`Policy::nearest_assignments`]).
+pub(crate) const NEAREST: usize = 3;
+
 #[inline]
 fn covers(a: &PreparedAssignment, scope: &ScopeKey) -> bool {
     if !scope.within(&a.scope) {
@@ -766,7 +769,9 @@ impl Policy {
         slots.get(usize::from(i)).is_some_and(Option::is_none).then(|| format!("{root}.{name}"))
     }
 
-    fn assignment_label(&self, p: Option<&PreparedPrincipal>, index: u16) -> Option<String> {
+    /// `role@scope` of the principal's assignment `index` (as given), with its tenants list
+    /// when it has one: `role@scope (tenants: org:o1, org:o2)`.
+    pub(crate) fn assignment_label(&self, p: Option<&PreparedPrincipal>, index: u16) -> Option<String> {
         let a = p?.source.get(usize::from(index))?;
         Some(match &a.tenants {
             None => format!("{}@{}", a.role, a.scope),
@@ -832,17 +837,51 @@ impl Policy {
         }
     }
 
+    /// A rule with names and its location, through `assignment` (a label) if given.
+    fn matched_rule(&self, rl: &crate::policy::Rule, assignment: Option<String>) -> MatchedRule {
+        MatchedRule {
+            effect: if rl.effect == Effect::Grant { "grant" } else { "deny" }.into(),
+            role: rl.role.and_then(|r| self.role(r)).map(|r| r.name.clone()),
+            assignment,
+            condition: rl.cond_text.clone(),
+            description: rl.description.clone(),
+            source: source_string(&rl.location),
+        }
+    }
+
+    /// Every rule of the policy, by rule id (the position): its effect, role, condition,
+    /// description and `file:line:col`, no assignment. The table an [`crate::HttpDecision`]'s
+    /// [`rule`](crate::HttpDecision::rule) id is looked up in: a host reads it once per policy.
+    pub fn rule_table(&self) -> Vec<MatchedRule> {
+        self.rules.iter().map(|rl| self.matched_rule(rl, None)).collect()
+    }
+
+    /// For a default deny (no grant applied): at most [`NEAREST`] of `p`'s assignments, the
+    /// nearest to `scope` first, labelled as [`Policy::assignment_label`] does. Nearest: those
+    /// covering the scope before those that do not, then the more leading scope segments an
+    /// assignment's scope shares with it, the nearer (so a covering assignment held lower
+    /// down comes first); ties keep the principal's order. Assignments the policy ignored
+    /// (unknown role, bad scope) are not among them.
+    pub(crate) fn nearest_assignments(&self, p: &PreparedPrincipal, scope: &ScopeKey) -> Vec<String> {
+        let closeness = |a: &PreparedAssignment| {
+            let shared = a.scope.path.split('/').zip(scope.path.split('/')).take_while(|(x, y)| x == y).count();
+            std::cmp::Reverse((covers(a, scope), shared))
+        };
+        let mut out: Vec<u16> = Vec::new();
+        while out.len() < NEAREST {
+            // `min_by_key` keeps the first of equals: the principal's order breaks ties.
+            let Some(a) = p.assignments.iter().filter(|a| !out.contains(&a.index)).min_by_key(|a| closeness(a)) else {
+                break;
+            };
+            out.push(a.index);
+        }
+        out.into_iter().filter_map(|i| self.assignment_label(Some(p), i)).collect()
+    }
+
     fn describe(&self, d: &Decision, p: Option<&PreparedPrincipal>, action: &str, res: &Resource) -> DecisionReport {
         let mut matched = Vec::new();
         if let Some(rl) = d.rule.and_then(|r| self.rule(r)) {
-            matched.push(MatchedRule {
-                effect: if rl.effect == Effect::Grant { "grant" } else { "deny" }.into(),
-                role: rl.role.and_then(|r| self.role(r)).map(|r| r.name.clone()),
-                assignment: d.assignment.and_then(|i| self.assignment_label(p, i)),
-                condition: rl.cond_text.clone(),
-                description: rl.description.clone(),
-                source: source_string(&rl.location),
-            });
+            matched.push(self.matched_rule(rl, d.assignment.and_then(|i| self.assignment_label(p, i))));
         }
         let who = p.map(|p| p.id.to_string()).unwrap_or_else(|| "principal".into());
         // A question about a kind (no id, as the UI asks) names no resource.

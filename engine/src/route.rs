@@ -85,6 +85,12 @@ pub struct HttpDecision {
     resource_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignment: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nearest: Vec<String>,
 }
 
 impl HttpDecision {
@@ -100,6 +106,9 @@ impl HttpDecision {
             tenant: None,
             resource_id: None,
             detail: Some(detail),
+            rule: None,
+            assignment: None,
+            nearest: Vec::new(),
         }
     }
     /// Whether the request may pass.
@@ -141,6 +150,22 @@ impl HttpDecision {
     /// For refused or malformed requests: what exactly was wrong.
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
+    }
+    /// The rule that decided: for an allow the grant, for an `explicit_deny` the deny. Its id
+    /// in [`Policy::rule_table`] (effect, role, `file:line:col`).
+    pub fn rule(&self) -> Option<u32> {
+        self.rule
+    }
+    /// The assignment the deciding rule came through, `role@scope` (absent for a policy-wide
+    /// deny).
+    pub fn assignment(&self) -> Option<&str> {
+        self.assignment.as_deref()
+    }
+    /// For a default deny (`no_matching_grant`, `out_of_scope`, `condition_false`): the
+    /// principal's assignments nearest to the question's scope (at most 3, the nearest first,
+    /// as `role@scope`); empty otherwise.
+    pub fn nearest(&self) -> &[String] {
+        &self.nearest
     }
 }
 
@@ -949,6 +974,9 @@ impl Policy {
                 tenant: None,
                 resource_id: None,
                 detail: None,
+                rule: None,
+                assignment: None,
+                nearest: Vec::new(),
             };
         };
         let mut out = HttpDecision {
@@ -962,6 +990,9 @@ impl Policy {
             scope: Some(resource.scope.clone()),
             resource_id: Some(resource.id.clone()),
             detail: None,
+            rule: None,
+            assignment: None,
+            nearest: Vec::new(),
         };
         let Some(p) = principal else {
             out.detail = Some("the route needs a principal".into());
@@ -972,13 +1003,22 @@ impl Policy {
             crate::decision::Decision::deny(Reason::PrincipalInactive)
         } else {
             match self.prepare_resource(&resource).and_then(|r| Ok((r, self.prepare_context(&context)?))) {
-                Ok((r, c)) => self.decide(p, out.action.as_deref().unwrap_or(""), &r, &c),
+                Ok((r, c)) => {
+                    let d = self.decide(p, out.action.as_deref().unwrap_or(""), &r, &c);
+                    // a default deny: which assignments came nearest
+                    if matches!(d.reason, Reason::NoMatchingGrant | Reason::OutOfScope | Reason::ConditionFalse) {
+                        out.nearest = self.nearest_assignments(p, &r.scope);
+                    }
+                    d
+                }
                 Err(e) => e.into_decision(),
             }
         };
         out.allowed = decision.allowed();
         out.reason = decision.reason();
         out.detail = decision.detail().map(str::to_owned);
+        out.rule = decision.rule;
+        out.assignment = decision.assignment.and_then(|i| self.assignment_label(Some(p), i));
         out
     }
 

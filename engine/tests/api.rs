@@ -360,3 +360,98 @@ fn tenants_all_reaches_every_tenant_and_contradicts_listed_roles() {
         serde_json::from_str::<Principal>(r#"{"assignments":[{"role":"b","scope":"s","tenants":"some"}]}"#).is_err()
     );
 }
+
+/// An HTTP decision names the rule that decided (an id in `rule_table`, and the assignment it
+/// came through) or, for a default deny, the principal's nearest assignments: covering ones
+/// first, then by shared leading scope segments, ties in the principal's order, at most 3.
+#[test]
+fn http_decisions_name_the_deciding_rule_or_the_nearest_assignments() {
+    const ROUTED: &str = r#"
+policy: nearest
+scopes:
+  msp: {}
+  org: { parent: msp, tenant: true }
+  site: { parent: org }
+resources:
+  device: { actions: [view, update, reboot, delete] }
+roles:
+  tech:
+    grants:
+      - { resources: [device], actions: [view] }
+      - { resources: [device], actions: [update], when: resource.id == "other" }
+    denies:
+      - { resources: [device], actions: [reboot] }
+  viewer: { grants: [{ resources: [device], actions: [view] }] }
+denies:
+  - { resources: [device], actions: [delete] }
+routes:
+  base: "msp:m"
+  table:
+    - { route: "GET /o/{org}/s/{site}/d/{d}", action: view, resource: device, scope: "org:{org}/site:{site}", id: "{d}" }
+    - { route: "PUT /o/{org}/s/{site}/d/{d}", action: update, resource: device, scope: "org:{org}/site:{site}", id: "{d}" }
+    - { route: "POST /o/{org}/s/{site}/d/{d}", action: reboot, resource: device, scope: "org:{org}/site:{site}", id: "{d}" }
+    - { route: "DELETE /o/{org}/s/{site}/d/{d}", action: delete, resource: device, scope: "org:{org}/site:{site}", id: "{d}" }
+"#;
+    let policy = Policy::compile(&[Source::new("p.yaml", ROUTED)]).expect("compiles");
+    let table = policy.rule_table();
+    assert_eq!(table.len(), policy.rule_count());
+    assert!(table.iter().all(|r| r.assignment.is_none() && r.source.starts_with("p.yaml:")));
+    let p = principal(
+        "p",
+        &[
+            ("viewer", "msp:m/org:o2"),
+            ("tech", "msp:m/org:o1"),
+            ("viewer", "msp:m/org:o1/site:s9"),
+            ("viewer", "msp:m/org:o1/site:s1"),
+            ("tech", "msp:m/org:o3"),
+        ],
+    );
+    let p = policy.prepare_principal(&p).expect("prepared");
+    let ask = |method: &str, target: &str| {
+        policy.authorize_http(Some(&p), &rolescope_engine::HttpRequest { method, target, headers: &[] })
+    };
+    let rule = |d: &rolescope_engine::HttpDecision| {
+        let r = &table[d.rule().expect("a rule") as usize];
+        (r.effect.clone(), r.role.clone(), d.assignment().map(str::to_owned))
+    };
+    // an allow: the grant, through the first covering assignment that grants it
+    let d = ask("GET", "/o/o1/s/s1/d/ap");
+    assert_eq!(d.reason(), Reason::Allowed);
+    assert_eq!(rule(&d), ("grant".into(), Some("tech".into()), Some("tech@msp:m/org:o1".into())));
+    assert!(d.nearest().is_empty());
+    // a role's deny, and a policy-wide one (no role, no assignment)
+    let d = ask("POST", "/o/o1/s/s1/d/ap");
+    assert_eq!(d.reason(), Reason::ExplicitDeny);
+    assert_eq!(rule(&d), ("deny".into(), Some("tech".into()), Some("tech@msp:m/org:o1".into())));
+    let d = ask("DELETE", "/o/o1/s/s1/d/ap");
+    assert_eq!(d.reason(), Reason::ExplicitDeny);
+    assert_eq!(rule(&d), ("deny".into(), None, None));
+    assert!(d.nearest().is_empty());
+    // a false condition: no rule; the covering assignments, the one held lowest first, then
+    // the sibling site (two shared segments) before the other organizations
+    let d = ask("PUT", "/o/o1/s/s1/d/ap");
+    assert_eq!(d.reason(), Reason::ConditionFalse);
+    assert_eq!((d.rule(), d.assignment()), (None, None));
+    assert_eq!(d.nearest(), ["viewer@msp:m/org:o1/site:s1", "tech@msp:m/org:o1", "viewer@msp:m/org:o1/site:s9"]);
+    // out of scope: none covers; most shared segments first, then the principal's order
+    let d = ask("GET", "/o/o4/s/s1/d/ap");
+    assert_eq!(d.reason(), Reason::OutOfScope);
+    assert_eq!(d.nearest(), ["viewer@msp:m/org:o2", "tech@msp:m/org:o1", "viewer@msp:m/org:o1/site:s9"]);
+    let d = ask("GET", "/o/o1/s/s2/d/ap");
+    assert_eq!(d.reason(), Reason::Allowed, "tech@org:o1 covers every site of o1");
+    let q = principal("q", &[("viewer", "msp:m/org:o2"), ("viewer", "msp:m/org:o1/site:s9")]);
+    let q = policy.prepare_principal(&q).expect("prepared");
+    let d = policy.authorize_http(
+        Some(&q),
+        &rolescope_engine::HttpRequest { method: "GET", target: "/o/o1/s/s1/d/ap", headers: &[] },
+    );
+    assert_eq!(d.reason(), Reason::OutOfScope);
+    assert_eq!(d.nearest(), ["viewer@msp:m/org:o1/site:s9", "viewer@msp:m/org:o2"]);
+    // no assignments at all: nothing to name
+    let none = policy.prepare_principal(&principal("n", &[])).expect("prepared");
+    let d = policy.authorize_http(
+        Some(&none),
+        &rolescope_engine::HttpRequest { method: "GET", target: "/o/o1/s/s1/d/ap", headers: &[] },
+    );
+    assert_eq!((d.reason(), d.nearest().len()), (Reason::OutOfScope, 0));
+}

@@ -4,7 +4,7 @@
 
 import init, { Policy } from "/pkg/rolescope_wasm.js";
 
-const FIELDS = ["allowed", "reason", "public", "route", "action", "kind", "scope", "tenant", "resourceId"];
+const FIELDS = ["allowed", "reason", "public", "route", "action", "kind", "scope", "tenant", "resourceId", "rule", "assignment", "nearest"];
 
 async function lines(url) {
   const res = await fetch(url);

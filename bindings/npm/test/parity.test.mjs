@@ -140,7 +140,8 @@ test("allowedMask decides every parity case as check and allowedActionsBatch", {
 // HTTP: every case of target/parity/http.jsonl (each suite's `http` cases plus generated, partly
 // hostile, requests over the seed policies' route tables) through `authorizeHttp`, which must
 // map and decide exactly as the native engine: verdict, reason, route, action, kind, scope,
-// tenant and resource id.
+// tenant, resource id, the rule that decided (and its assignment), a default deny's nearest
+// assignments.
 const httpCorpus = join(dir, "http.jsonl");
 const httpMissing = existsSync(httpCorpus) ? false : `no HTTP parity corpus at ${httpCorpus}: run \`cargo run -p rolescope-parity\``;
 
@@ -149,7 +150,7 @@ test("authorizeHttp maps and decides every HTTP parity case as the native engine
   const cases = readFileSync(httpCorpus, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
   const policies = new Map();
   const differ = [];
-  const fields = ["allowed", "reason", "public", "route", "action", "kind", "scope", "tenant", "resourceId"];
+  const fields = ["allowed", "reason", "public", "route", "action", "kind", "scope", "tenant", "resourceId", "rule", "assignment", "nearest"];
   for (const c of cases) {
     if (!policies.has(c.policy)) {
       const bundle = readFileSync(join(dir, "bundles", `${c.policy.replaceAll("/", "__")}.json`), "utf8");

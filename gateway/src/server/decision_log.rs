@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::config::DecisionSink;
 use super::identity::Verified;
-use crate::wasm_host::HttpVerdict;
+use crate::wasm_host::{HttpVerdict, default_deny};
 
 /// Records waiting for the writer at most.
 const QUEUE: usize = 65_536;
@@ -51,6 +51,13 @@ pub(crate) struct DecisionRecord {
     pub(crate) cause: Option<&'static str>,
     /// The engine's words on a refused request (a bad path, an unknown principal), or null.
     pub(crate) detail: Option<String>,
+    /// The rule that decided: for an allow the grant, for an `explicit_deny` the deny; null
+    /// otherwise (a default deny, a refusal, a public route).
+    pub(crate) rule: Option<RuleRecord>,
+    /// For a default deny (`no_matching_grant`, `out_of_scope`, `condition_false`): the
+    /// principal's assignments nearest to the question's scope, the nearest first (at most 3,
+    /// `role@scope`); null otherwise.
+    pub(crate) nearest: Option<Vec<String>>,
     /// The bundle revision the request was decided on (null when none was in force).
     pub(crate) revision: Option<String>,
     /// Microseconds from the request head to the decision (identity and engine; not the
@@ -234,6 +241,19 @@ pub(crate) struct RequestRecord {
     pub(crate) target: String,
 }
 
+/// The rule that decided.
+#[derive(Debug, Serialize)]
+pub(crate) struct RuleRecord {
+    /// `grant` or `deny`.
+    pub(crate) effect: String,
+    /// The role declaring it; null for a policy-wide deny.
+    pub(crate) role: Option<String>,
+    /// The assignment it came through, `role@scope`; null for a policy-wide deny.
+    pub(crate) assignment: Option<String>,
+    /// `file:line:col` in the bundle's sources.
+    pub(crate) source: String,
+}
+
 /// The authorization question a route asked.
 #[derive(Debug, Serialize)]
 pub(crate) struct Question {
@@ -290,6 +310,16 @@ impl DecisionRecord {
             reason,
             cause,
             detail: http.and_then(HttpVerdict::detail).map(str::to_owned),
+            rule: http.and_then(|h| {
+                let r = h.rule()?;
+                Some(RuleRecord {
+                    effect: r.effect.clone(),
+                    role: r.role.clone(),
+                    assignment: h.assignment().map(str::to_owned),
+                    source: r.source.clone(),
+                })
+            }),
+            nearest: http.filter(|h| default_deny(h.reason())).map(|h| h.nearest().to_vec()),
             revision: revision.map(str::to_owned),
             latency_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             input,

@@ -3,7 +3,9 @@
 //! Every call runs under an epoch deadline and the instance's memory limit; every failure is
 //! classified into an [`Error`] and the caller ([`super::Host`]) drops the instance.
 
-use rolescope_engine::Reason;
+use std::sync::Arc;
+
+use rolescope_engine::{MatchedRule, Reason};
 use wasmtime::{Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
 use super::Decision;
@@ -11,7 +13,7 @@ use super::error::{Error, ErrorKind};
 use super::names::Names;
 
 /// The ABI version this host speaks (`rs_abi_version`).
-pub(super) const ABI_VERSION: u32 = 2;
+pub(super) const ABI_VERSION: u32 = 3;
 /// `rs_principal`: the principal was rejected (the message is in the output buffer).
 const ERR_MALFORMED: i32 = -1;
 /// `rs_load_bundle`: the bundle was rejected (diagnostics JSON in the output buffer).
@@ -70,6 +72,7 @@ struct Exports {
     principal: TypedFunc<u32, i32>,
     principal_free: TypedFunc<u32, ()>,
     names: TypedFunc<(), i32>,
+    rules: TypedFunc<(), i32>,
     decide: TypedFunc<u32, i32>,
     authorize: TypedFunc<(i32, u32), i32>,
     check_json: TypedFunc<u32, i32>,
@@ -137,6 +140,7 @@ impl Guest {
             principal: instance.get_typed_func(&mut store, "rs_principal").map_err(module)?,
             principal_free: instance.get_typed_func(&mut store, "rs_principal_free").map_err(module)?,
             names: instance.get_typed_func(&mut store, "rs_names").map_err(module)?,
+            rules: instance.get_typed_func(&mut store, "rs_rules").map_err(module)?,
             decide: instance.get_typed_func(&mut store, "rs_decide").map_err(module)?,
             authorize: instance.get_typed_func(&mut store, "rs_authorize").map_err(module)?,
             check_json: instance.get_typed_func(&mut store, "rs_check_json").map_err(module)?,
@@ -250,6 +254,19 @@ impl Guest {
         }
         let out = self.output()?;
         Names::parse(&out).ok_or_else(|| protocol("malformed names table"))
+    }
+
+    /// `rs_rules`: the loaded policy's rule table (JSON), by rule id.
+    pub(super) fn rules(&mut self, ticks: u64) -> Result<Vec<Arc<MatchedRule>>, Error> {
+        self.store.set_epoch_deadline(ticks);
+        let code = self.f.rules.call(&mut self.store, ()).map_err(|e| self.classify(e))?;
+        if code != 0 {
+            return Err(protocol(format!("rs_rules returned {code}")));
+        }
+        let out = self.output()?;
+        let rules: Vec<MatchedRule> =
+            serde_json::from_slice(&out).map_err(|e| protocol(format!("malformed rule table: {e}")))?;
+        Ok(rules.into_iter().map(Arc::new).collect())
     }
 
     /// `rs_principal`.

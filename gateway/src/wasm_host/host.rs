@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rolescope_engine::{DecisionReport, HttpRequest, Principal, Reason, Request};
+use rolescope_engine::{DecisionReport, HttpRequest, MatchedRule, Principal, Reason, Request};
 use serde_json::{Map, Value};
 
 use super::error::{Error, ErrorKind};
@@ -137,6 +137,8 @@ struct Live {
     guest: Guest,
     /// The bundle's kind and action ids (`rs_names`).
     names: Names,
+    /// The bundle's rules by id (`rs_rules`): what an HTTP decision's rule id names.
+    rules: Vec<Arc<MatchedRule>>,
     /// Unique id of this (instance, bundle) pairing.
     generation: u64,
     bundle: Arc<Bundle>,
@@ -206,8 +208,9 @@ impl Host {
                 ));
             }
             let names = guest.names(self.shared.load_ticks)?;
+            let rules = guest.rules(self.shared.load_ticks)?;
             let generation = self.shared.next_generation();
-            self.live = Some(Live { guest, names, generation, bundle });
+            self.live = Some(Live { guest, names, rules, generation, bundle });
         }
         self.live.as_ref().map(|l| &l.bundle.revision).ok_or_else(|| Error::new(ErrorKind::NoPolicy, ""))
     }
@@ -344,7 +347,7 @@ impl Host {
         let verdict = self.on_live(|live, buf, ticks| {
             http::encode(buf, req)?;
             let (d, out) = live.guest.authorize(slot, buf, ticks)?;
-            http::decode(&out, d.allowed(), d.reason(), live.bundle.revision.clone())
+            http::decode(&out, d.allowed(), d.reason(), live.bundle.revision.clone(), &live.rules)
                 .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed HTTP decision"))
         })?;
         Ok(match denied {

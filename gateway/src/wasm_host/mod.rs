@@ -35,6 +35,7 @@ pub use self::error::{Error, ErrorKind};
 use self::guest::{ABI_VERSION, Guest, Limits};
 pub use self::host::{Handle, Host, Query};
 pub use self::http::HttpVerdict;
+pub(crate) use self::http::default_deny;
 use self::ticker::Ticker;
 
 /// Limits and deadlines of the host.

@@ -6,31 +6,45 @@
 
 use std::collections::BTreeSet;
 
-use rolescope_engine::{HttpDecision, HttpRequest, Policy, Principal, PrincipalRef, Reason};
+use rolescope_engine::{HttpDecision, HttpRequest, MatchedRule, Policy, Principal, PrincipalRef, Reason};
 use rolescope_gateway::{Config, Handle, Host, HttpVerdict};
 
 use crate::support;
 
-/// Every field of an HTTP decision, to compare the two hosts'.
+/// Every field of an HTTP decision, to compare the two hosts': the rule that decided as the
+/// rule table names it (effect, role, `file:line:col`), the assignment it came through, the
+/// nearest assignments of a default deny.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
     allowed: bool,
     reason: Reason,
     public: bool,
     fields: [Option<String>; 7],
+    rule: Option<(String, Option<String>, String)>,
+    assignment: Option<String>,
+    nearest: Vec<String>,
 }
 
 fn own(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
 }
 
-impl From<&HttpDecision> for Seen {
-    fn from(d: &HttpDecision) -> Self {
+fn named(r: &MatchedRule) -> (String, Option<String>, String) {
+    (r.effect.clone(), r.role.clone(), r.source.clone())
+}
+
+impl Seen {
+    fn native(policy: &Policy, d: &HttpDecision) -> Self {
+        let table = policy.rule_table();
+        let rule = d.rule().map(|id| named(table.get(id as usize).expect("a rule id of the table")));
         Self {
             allowed: d.allowed(),
             reason: d.reason(),
             public: d.public(),
             fields: [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id(), d.detail()].map(own),
+            rule,
+            assignment: own(d.assignment()),
+            nearest: d.nearest().to_vec(),
         }
     }
 }
@@ -42,6 +56,9 @@ impl From<&HttpVerdict> for Seen {
             reason: d.reason(),
             public: d.public(),
             fields: [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id(), d.detail()].map(own),
+            rule: d.rule().map(named),
+            assignment: own(d.assignment()),
+            nearest: d.nearest().to_vec(),
         }
     }
 }
@@ -55,12 +72,15 @@ fn native(policy: &Policy, principal: Option<&PrincipalRef>, req: &HttpRequest<'
         Some(PrincipalRef::Id(id)) => Ok(policy.principal(id).cloned()),
     };
     match prepared {
-        Ok(pp) => Seen::from(&policy.authorize_http(pp.as_ref(), req)),
+        Ok(pp) => Seen::native(policy, &policy.authorize_http(pp.as_ref(), req)),
         Err(e) => Seen {
             allowed: false,
             reason: e.reason(),
             public: false,
             fields: [None, None, None, None, None, None, Some(e.message().to_owned())],
+            rule: None,
+            assignment: None,
+            nearest: Vec::new(),
         },
     }
 }
@@ -165,6 +185,7 @@ fn every_http_case_and_generated_request_is_authorized_as_natively() {
     let mut policies = 0;
     let (mut cases, mut generated_requests, mut by_id) = (0usize, 0usize, 0usize);
     let mut reasons = BTreeSet::new();
+    let (mut with_rule, mut with_nearest) = (0usize, 0usize);
     let mut differences = Vec::new();
     for folder in support::folders().iter().filter(|f| f.policy.has_routes()) {
         policies += 1;
@@ -214,6 +235,8 @@ fn every_http_case_and_generated_request_is_authorized_as_natively() {
                 let want = native(policy, p, &req);
                 let got = through_host(&mut host, p, &req);
                 generated_requests += 1;
+                with_rule += usize::from(want.rule.is_some());
+                with_nearest += usize::from(!want.nearest.is_empty());
                 reasons.insert(want.reason.as_str());
                 if got != want {
                     differences.push(format!("{} {method} {target:?}: {got:?} vs native {want:?}", folder.dir));
@@ -225,7 +248,8 @@ fn every_http_case_and_generated_request_is_authorized_as_natively() {
     eprintln!(
         "http parity: {policies} policies, {cases} suite cases ({by_id} by filed principal id skipped), {generated_requests} generated requests"
     );
-    eprintln!("reasons seen: {reasons:?}");
+    eprintln!("reasons seen: {reasons:?}; {with_rule} named the deciding rule, {with_nearest} the nearest assignments");
+    assert!(with_rule > 100 && with_nearest > 100, "{with_rule} rules, {with_nearest} nearest: too few to compare");
     assert!(policies >= 4, "{policies} policies with route tables");
     for r in [Reason::Allowed, Reason::InvalidPath, Reason::NoRoute, Reason::Unauthenticated, Reason::OutOfScope] {
         assert!(reasons.contains(r.as_str()), "no request was answered `{r}`");

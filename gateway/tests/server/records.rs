@@ -5,7 +5,9 @@
 use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 
-use super::support::{Setup, Upstream, claims, decisions, eventually, now, request, sign, start, token};
+use super::support::{
+    Setup, Upstream, claims, decisions, eventually, mist_bundle_with, now, request, sign, start, token,
+};
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -187,5 +189,78 @@ async fn input_recording_and_masks() {
     );
     let text = std::fs::read_to_string(s.path("decisions.jsonl")).unwrap();
     assert!(!text.contains("s3cret") && !text.contains("c=1") && !text.contains("Bearer"), "{text}");
+    gw.shutdown().await;
+}
+
+/// A role and a policy-wide deny added to the Mist policy, so that every way a rule decides
+/// shows in a record: a grant, a role's deny, a policy-wide deny, a grant whose condition is
+/// false, no grant, no assignment covering the scope.
+const TECHNICIAN: &str = r#"roles:
+  technician:
+    title: Technician
+    rank: 10
+    held_at: [org]
+    grants:
+      - { resources: [device], actions: [view, list] }
+      - resources: [device]
+        actions: [reboot]
+        when: resource.id == "ap-12"
+    denies:
+      - { resources: [device], actions: [upgrade] }
+denies:
+  - { resources: [device], actions: [release] }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_name_the_rule_that_decided_or_the_nearest_assignments() {
+    let upstream = Upstream::start().await;
+    let s = Setup::new();
+    let config = s.enforcing(upstream.addr, "");
+    let (bundle, revision) = mist_bundle_with("", &[("technician.yaml", TECHNICIAN)]);
+    s.write("bundle.json", &bundle);
+    let gw = start(config).await;
+    let addr = gw.local_addr();
+    let mut c = claims();
+    c["sub"] = "tech_o1".into();
+    c["assignments"] = serde_json::json!([
+        { "role": "technician", "scope": "msp:mist/org:o1" },
+        { "role": "observer", "scope": "msp:mist/org:o3" },
+    ]);
+    let auth = format!("Bearer {}", sign(Algorithm::RS256, Some("demo-rs256"), &c));
+    let ap = "/api/v1/orgs/o1/devices/ap-11";
+    let cases = [
+        ("allow", "GET", ap.to_owned()),
+        ("explicit_deny, the role's", "POST", format!("{ap}/upgrade")),
+        ("explicit_deny, policy-wide", "DELETE", ap.to_owned()),
+        ("condition_false", "POST", format!("{ap}/reboot")),
+        ("no_matching_grant", "PUT", ap.to_owned()),
+        ("out_of_scope", "GET", "/api/v1/orgs/o2/devices".to_owned()),
+    ];
+    let mut ids = Vec::new();
+    for (what, method, target) in &cases {
+        let a = request(addr, method, target, &[("authorization", auth.as_str())]).await;
+        ids.push((*what, a.header("x-rolescope-decision-id").unwrap().to_owned(), a.status, a.body.clone()));
+    }
+    let all =
+        eventually(std::time::Duration::from_secs(5), async || decisions(s.dir.path()).len() >= cases.len()).await;
+    assert!(all, "{} records", decisions(s.dir.path()).len());
+    let log = decisions(s.dir.path());
+    let mut golden = serde_json::Map::new();
+    for (what, id, status, body) in &ids {
+        let r = log.iter().find(|r| r["decision_id"] == id.as_str()).unwrap_or_else(|| panic!("{what}: no record"));
+        let r = stable(r.clone(), &revision);
+        let mut o = serde_json::Map::new();
+        for k in ["allowed", "reason", "rule", "nearest"] {
+            o.insert(k.into(), r[k].clone());
+        }
+        if *status != 200 {
+            let mut b: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(b["decision_id"], id.as_str());
+            b.as_object_mut().unwrap().remove("decision_id");
+            o.insert("body".into(), b);
+        }
+        golden.insert(format!("{what} ({status})"), o.into());
+    }
+    insta::assert_json_snapshot!("decision_records_rules", golden);
     gw.shutdown().await;
 }

@@ -112,6 +112,11 @@ pub(crate) fn workspace() -> PathBuf {
 /// The Juniper Mist MSP policy (roles + routes) as a bundle; `extra` is appended to the role
 /// file (a comment gives another revision).
 pub(crate) fn mist_bundle(extra: &str) -> (String, String) {
+    mist_bundle_with(extra, &[])
+}
+
+/// [`mist_bundle`] with more role files (name, text) compiled along.
+pub(crate) fn mist_bundle_with(extra: &str, files: &[(&str, &str)]) -> (String, String) {
     let dir = workspace().join("policies/juniper-mist-msp");
     let mut sources = Vec::new();
     for name in ["roles.yaml", "routes.yaml"] {
@@ -121,6 +126,7 @@ pub(crate) fn mist_bundle(extra: &str) -> (String, String) {
         }
         sources.push(Source::new(name, text));
     }
+    sources.extend(files.iter().map(|(name, text)| Source::new(*name, *text)));
     let (policy, json) = Policy::bundle(&sources).expect("the seed policy compiles");
     (json, policy.revision().to_owned())
 }

@@ -239,6 +239,15 @@ pub struct HttpExpected {
     /// The resource id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
+    /// The rule that decided (its id in the policy's rule table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<u32>,
+    /// The assignment the deciding rule came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<String>,
+    /// A default deny's nearest assignments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nearest: Vec<String>,
 }
 
 impl From<&HttpDecision> for HttpExpected {
@@ -254,6 +263,9 @@ impl From<&HttpDecision> for HttpExpected {
             scope: own(d.scope()),
             tenant: own(d.tenant()),
             resource_id: own(d.resource_id()),
+            rule: d.rule(),
+            assignment: own(d.assignment()),
+            nearest: d.nearest().to_vec(),
         }
     }
 }
