@@ -199,19 +199,25 @@ fn assert_http_decision(out: &[u8], d: &HttpDecision) {
     let mut b = Bytes(out);
     let head = [b.u8(), b.u8(), b.u8()];
     assert_eq!(head, [Some(u8::from(d.allowed())), Some(d.reason().code()), Some(u8::from(d.public()))]);
-    let mut fields = Vec::new();
-    for _ in 0..7 {
+    let field = |b: &mut Bytes<'_>| -> Option<String> {
         let n = b.u32().expect("a field length");
         if n == u32::MAX {
-            fields.push(None);
-            continue;
+            return None;
         }
         let n = n as usize;
         assert!(n <= b.0.len(), "a field runs past the output");
         let (s, rest) = b.0.split_at(n);
         b.0 = rest;
-        fields.push(Some(String::from_utf8(s.to_vec()).expect("UTF-8 field")));
-    }
+        Some(String::from_utf8(s.to_vec()).expect("UTF-8 field"))
+    };
+    let fields: Vec<Option<String>> = (0..7).map(|_| field(&mut b)).collect();
+    // ABI 3: the deciding rule's id, its assignment, a default deny's nearest assignments
+    let rule = b.u32().expect("a rule id");
+    assert_eq!(if rule == u32::MAX { None } else { Some(rule) }, d.rule(), "the deciding rule");
+    assert_eq!(field(&mut b).as_deref(), d.assignment(), "the deciding rule's assignment");
+    let n = b.u8().expect("a nearest count");
+    let nearest: Vec<String> = (0..n).map(|_| field(&mut b).expect("a nearest assignment")).collect();
+    assert_eq!(nearest, d.nearest(), "the nearest assignments");
     assert!(b.0.is_empty(), "bytes after the decision");
     let native = [d.route(), d.action(), d.kind(), d.scope(), d.tenant(), d.resource_id()];
     for (i, (w, n)) in fields.iter().zip(native).enumerate() {
