@@ -13,6 +13,7 @@
 //! | directory | `cargo bench -p rolescope-gateway --profile release --bench directory` (the principal directory at 100,000 principals) |
 //! | forward-auth | `scripts/bench-forward-auth.sh` |
 //! | replay | `rolescope replay` over a generated 2,000,000-record decision log (`bench_replay.rs`) |
+//! | compile | `cargo bench -p rolescope-cli --profile release --bench compile` (10,000 roles / 100,000 grants from YAML and JSON, `rolescope check` on them, `eval --batch` of 100,000 requests) |
 //!
 //! This task runs them in that order on one machine, then writes the report: the machine and
 //! every version at the top, a table of every goal, then the fragments. A part that fails is
@@ -40,7 +41,7 @@ struct Options {
     report_only: bool,
 }
 
-const PARTS: [&str; 6] = ["native", "node", "gateway", "directory", "forward-auth", "replay"];
+const PARTS: [&str; 7] = ["native", "node", "gateway", "directory", "forward-auth", "replay", "compile"];
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options::default();
@@ -60,7 +61,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             other => {
                 return Err(fail(format!(
-                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway,directory,forward-auth] [--report-only])"
+                    "unknown argument `{other}` (usage: cargo xtask bench [--quick] [--only native,node,gateway,directory,forward-auth,replay,compile] [--report-only])"
                 )));
             }
         }
@@ -160,6 +161,17 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         let t = step("replay: rolescope replay over a 2,000,000-record decision log");
         let r = crate::bench_replay::replay(root, &out, opts.quick);
         record(&mut failures, "replay", r);
+        done(t);
+    }
+    if wanted("compile") {
+        let t = step("compile: 10,000 roles / 100,000 grants from YAML and JSON; eval --batch of 100,000 requests");
+        // the release profile: the binary authors install, timed as a process
+        let r = run(cargo()
+            .current_dir(root)
+            .args(["bench", "--locked", "-p", "rolescope-cli", "--profile", "release", "--bench", "compile", "--"])
+            .args(["--out", &out_s])
+            .args(quick));
+        record(&mut failures, "compile", r);
         done(t);
     }
 
@@ -332,7 +344,7 @@ fn cell(s: &str) -> String {
 
 fn assemble(root: &Path, out: &Path, opts: &Options, run: &RunInfo, failures: &[(String, String)]) -> Result<String> {
     // fragment files in report order: each part, then the size part the node program writes
-    let order = ["native", "node", "size", "gateway", "directory", "forward-auth", "replay"];
+    let order = ["native", "node", "size", "gateway", "directory", "forward-auth", "replay", "compile"];
     let mut summaries: Vec<(&str, Value)> = Vec::new();
     for part in order {
         if let Some(v) = summary(out, part)? {
