@@ -70,6 +70,15 @@ fn parse(args: &[String]) -> Result<Options> {
 }
 
 /// `cargo xtask bench [--quick] [--only PARTS]`.
+/// A part that is a `harness = false` bench of `package` in the release profile, writing its
+/// report into `out` (`--quick` passed on).
+fn release_bench(root: &Path, package: &str, bench: &str, out: &str, quick: &[&str]) -> Result<()> {
+    run(cargo()
+        .current_dir(root)
+        .args(["bench", "--locked", "-p", package, "--profile", "release", "--bench", bench, "--", "--out", out])
+        .args(quick))
+}
+
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     let out = root.join("target/bench");
@@ -127,21 +136,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     if wanted("directory") {
         let t = step("directory: a 100,000-principal directory's load time and memory");
         // the release profile: shares its build with the gateway part's binary
-        let r = run(cargo()
-            .current_dir(root)
-            .args([
-                "bench",
-                "--locked",
-                "-p",
-                "rolescope-gateway",
-                "--profile",
-                "release",
-                "--bench",
-                "directory",
-                "--",
-            ])
-            .args(["--out", &out_s])
-            .args(quick));
+        let r = release_bench(root, "rolescope-gateway", "directory", &out_s, quick);
         record(&mut failures, "directory", r);
         done(t);
     }
@@ -166,11 +161,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     if wanted("compile") {
         let t = step("compile: 10,000 roles / 100,000 grants from YAML and JSON; eval --batch of 100,000 requests");
         // the release profile: the binary authors install, timed as a process
-        let r = run(cargo()
-            .current_dir(root)
-            .args(["bench", "--locked", "-p", "rolescope-cli", "--profile", "release", "--bench", "compile", "--"])
-            .args(["--out", &out_s])
-            .args(quick));
+        let r = release_bench(root, "rolescope-cli", "compile", &out_s, quick);
         record(&mut failures, "compile", r);
         done(t);
     }
